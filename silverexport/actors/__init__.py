@@ -1,0 +1,1 @@
+"""pykka actors: they decide what happens to jobs; the event log remembers it."""

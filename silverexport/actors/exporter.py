@@ -1,0 +1,127 @@
+"""ExportActor: runs one job's export in its own thread and reports to the supervisor."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from ..model import JobView
+from ..silver.writers import ExportCancelled, Filters, export_to_file
+from . import files
+from .messages import Done, Failed, Progress, Run
+
+log = logging.getLogger(__name__)
+
+ExportFn = Callable[..., Any]
+
+
+class ExportActor(pykka.ThreadingActor):
+    """One attempt of one job. Thin: the writer does the work, the supervisor the bookkeeping.
+
+    Cancellation arrives as a threading.Event rather than a message, because this actor's
+    mailbox is not read while the export runs; the writer checks it between batches.
+    """
+
+    def __init__(
+        self,
+        *,
+        supervisor: pykka.ActorRef,
+        job: JobView,
+        attempt: int,
+        store_path: Path,
+        exports_dir: Path,
+        max_records: int,
+        cancel: threading.Event,
+        progress_interval: float,
+        export_fn: ExportFn | None = None,
+    ):
+        super().__init__()
+        self.supervisor = supervisor
+        self.job = job
+        self.attempt = attempt
+        self.store_path = store_path
+        self.exports_dir = exports_dir
+        self.max_records = max_records
+        self.cancel = cancel
+        self.progress_interval = progress_interval
+        self.export_fn = export_fn or export_to_file
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Run):
+            try:
+                self._run()
+            finally:
+                self.stop()
+        return None
+
+    def _report(self, message: Any) -> None:
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:
+            log.warning("supervisor gone; job %s outcome left to recovery", self.job.job_id)
+
+    def _run(self) -> None:
+        job = self.job
+        job_id = job.job_id
+        part = files.part_path(self.exports_dir, job_id, self.attempt)
+        last_report = time.monotonic()
+
+        def on_progress(rows: int) -> None:
+            nonlocal last_report
+            now = time.monotonic()
+            if now - last_report >= self.progress_interval:
+                last_report = now
+                self._report(Progress(job_id, self.attempt, rows))
+
+        filters = job.filters
+        try:
+            result = self.export_fn(
+                self.store_path,
+                job.dataset,
+                job.format,
+                part,
+                filters=Filters(
+                    target_id=filters.get("target_id"),
+                    network=filters.get("network"),
+                    from_=filters.get("from"),
+                    to=filters.get("to"),
+                ),
+                limit=self.max_records if job.limit is None else min(job.limit, self.max_records),
+                compression=job.compression,
+                should_stop=self.cancel.is_set,
+                on_progress=on_progress,
+            )
+            name = files.final_name(job_id, job.extension)
+            files.publish(part, self.exports_dir / name)
+        except ExportCancelled:
+            files.remove(part)
+            self._report(Failed(job_id, self.attempt, "cancelled", cancelled=True))
+            return
+        except Exception as e:  # reported, never swallowed: the job gets JobFailed
+            log.exception("export of job %s (attempt %d) failed", job_id, self.attempt)
+            files.remove(part)
+            self._report(Failed(job_id, self.attempt, _describe(e)))
+            return
+        self._report(
+            Done(
+                job_id,
+                self.attempt,
+                result.rows,
+                result.bytes,
+                result.sha256,
+                result.truncated,
+                name,
+            )
+        )
+
+
+def _describe(error: BaseException) -> str:
+    """A readable one-line reason for the client; the traceback stays in the server log."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"export failed: {text}" if text else f"export failed: {type(error).__name__}"

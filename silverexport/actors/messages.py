@@ -1,0 +1,72 @@
+"""The small immutable messages actors exchange."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import ExportRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    request: ExportRequest
+    tenant: str
+    idempotency_key: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    job_id: str
+    tenant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Tells an ExportActor to do its one job."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    job_id: str
+    attempt: int
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    job_id: str
+    attempt: int
+    rows: int
+    bytes: int
+    sha256: str
+    truncated: bool
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    job_id: str
+    attempt: int
+    error: str
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Periodic housekeeping: catch up with other writers, recover orphans, expire, schedule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A slot may have freed up: start queued jobs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """Expire every job past its retention now; answers with the expired job ids."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """Read what other processes appended; answers with the number of events applied."""

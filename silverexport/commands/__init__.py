@@ -1,0 +1,1 @@
+"""Subcommands of the `silverexport` command line; each module has `register(subparsers)`."""

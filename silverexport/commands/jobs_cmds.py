@@ -1,0 +1,118 @@
+"""`export`, `jobs` and `prune`: the actor system from the command line, no server needed."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+
+import orjson
+from tqdm import tqdm
+
+from ..model import ExportRequest, JobStatus
+from ..system import ExportSystem
+from .common import add_data_dir, settings_from
+
+CLI_TENANT = "cli"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="run one export through the actor system")
+    p.add_argument("dataset")
+    p.add_argument("--format", required=True, choices=["jsonl", "csv"])
+    p.add_argument("--target-id")
+    p.add_argument("--network")
+    p.add_argument("--from", dest="from_", metavar="FROM", help="RFC 3339, inclusive")
+    p.add_argument("--to", help="RFC 3339, exclusive")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--gzip", action="store_true", help="gzip the file")
+    p.add_argument("-o", "--output", help="copy the finished file here ('-' for stdout)")
+    p.add_argument("--timeout", type=float, default=3600.0)
+    add_data_dir(p)
+    p.set_defaults(handler=run_export)
+
+    p = sub.add_parser("jobs", help="list jobs from the views")
+    p.add_argument("--status", choices=[s.value for s in JobStatus])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    add_data_dir(p)
+    p.set_defaults(handler=list_jobs)
+
+    p = sub.add_parser("prune", help="expire jobs past retention now")
+    add_data_dir(p)
+    p.set_defaults(handler=prune)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    request = ExportRequest(
+        dataset=args.dataset,
+        format=args.format,
+        target_id=args.target_id,
+        network=args.network,
+        from_=args.from_,
+        to=args.to,
+        limit=args.limit,
+        compression="gzip" if args.gzip else None,
+    )
+    with ExportSystem.open(settings=settings_from(args)) as system:
+        job = system.submit(request, tenant=CLI_TENANT)
+        view = _follow(system, job.job_id, args.timeout)
+        if view.status is not JobStatus.COMPLETED:
+            print(f"job {view.job_id} {view.status}: {view.error or ''}", file=sys.stderr)
+            return 1
+        path = system.file_path(view)
+        if args.output == "-":
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+        elif args.output:
+            shutil.copyfile(path, args.output)
+        print(
+            f"job {view.job_id} completed: {view.rows} rows, {view.bytes} bytes, "
+            f"sha256 {view.sha256}{' (truncated)' if view.truncated else ''}\n"
+            f"file: {args.output if args.output and args.output != '-' else path}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _follow(system: ExportSystem, job_id: str, timeout: float):
+    """Wait for the job, drawing rows and rows/s as the supervisor reports progress."""
+    deadline = time.monotonic() + timeout
+    with tqdm(unit=" rows", unit_scale=True, file=sys.stderr, desc="export") as bar:
+        while True:
+            try:
+                view = system.wait(job_id, timeout=0.25)
+            except TimeoutError:
+                view = system.status(job_id)
+                if time.monotonic() > deadline:
+                    raise
+            bar.update(max(0, view.rows - bar.n))
+            if view.status.terminal:
+                return view
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    with ExportSystem.open(settings=settings_from(args), run_jobs=False) as system:
+        views, _ = system.list(status=args.status, limit=args.limit)
+    for v in views:
+        if args.json:
+            doc = v.to_document() | {"tenant": v.tenant}
+            sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
+        else:
+            print(
+                f"{v.job_id}  {v.status:<9}  {v.dataset:<21} {v.format:<5} "
+                f"rows={v.rows:<8} tenant={v.tenant}  created={v.created_at}"
+            )
+    if not views and not args.json:
+        print("no jobs", file=sys.stderr)
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    with ExportSystem.open(settings=settings_from(args), run_jobs=False) as system:
+        expired = system.prune()
+    for job_id in expired:
+        print(job_id)
+    print(f"expired {len(expired)} job(s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,93 @@
+"""Every setting: one name, one default, read in one place (flags override SILVEREXPORT_* vars)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .errors import ValidationError
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("data")
+    max_records: int = 100_000
+    job_ttl_seconds: float = 86_400
+    api_keys: str = ""
+    max_concurrent_exports: int = 4
+    ingestion_reserve: int = 2
+    export_reserve: int = 1
+    slots_total: int = 0  # 0: max_concurrent_exports + ingestion_reserve
+    expiry_interval_seconds: float = 60.0
+    catch_up_interval_seconds: float = 1.0
+    progress_interval_seconds: float = 1.0
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def total_slots(self) -> int:
+        return self.slots_total or self.max_concurrent_exports + self.ingestion_reserve
+
+    @property
+    def silver_path(self) -> Path:
+        return self.data_dir / "silver.db"
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events.db"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+    @property
+    def owners_dir(self) -> Path:
+        return self.data_dir / "owners"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then SILVEREXPORT_<NAME> variables, then explicit overrides (flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"SILVEREXPORT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.max_records < 1:
+            raise ValidationError("SILVEREXPORT_MAX_RECORDS must be at least 1")
+        if self.max_concurrent_exports < 1:
+            raise ValidationError("SILVEREXPORT_MAX_CONCURRENT_EXPORTS must be at least 1")
+        if self.ingestion_reserve < 0 or self.export_reserve < 0:
+            raise ValidationError("slot reserves must not be negative")
+        if self.export_reserve + self.ingestion_reserve > self.total_slots:
+            raise ValidationError(
+                "SILVEREXPORT_EXPORT_RESERVE + SILVEREXPORT_INGESTION_RESERVE "
+                f"exceed the {self.total_slots} slots in all"
+            )
+        if self.job_ttl_seconds < 0:
+            raise ValidationError("SILVEREXPORT_JOB_TTL_SECONDS must not be negative")
+
+
+def _parse(name: str, kind: object, raw: str) -> object:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+        if kind_name == "Path":
+            return Path(raw)
+    except ValueError:
+        raise ValidationError(
+            f"SILVEREXPORT_{name.upper()} must be a number, got {raw!r}"
+        ) from None
+    return raw

@@ -1,0 +1,55 @@
+"""The project's error hierarchy: one root, so callers and the HTTP edge can catch ours alone."""
+
+
+class SilverExportError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    code = "error"
+
+
+class ValidationError(SilverExportError):
+    """Input was refused; the message names the field (and row) and why."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.field = field
+        if code:
+            self.code = code
+
+
+class NotFoundError(SilverExportError):
+    """The job does not exist (or belongs to another tenant)."""
+
+    code = "not_found"
+
+
+class ConflictError(SilverExportError):
+    """The request conflicts with the job's current state."""
+
+    code = "conflict"
+
+
+class GoneError(SilverExportError):
+    """The job's file was deleted after its retention time."""
+
+    code = "expired"
+
+
+class ConcurrencyError(SilverExportError):
+    """Another writer appended the same stream version first (optimistic concurrency)."""
+
+    code = "concurrency_conflict"
+
+
+class IntegrityError(SilverExportError):
+    """The event log's history does not verify (hash chain, guards or views)."""
+
+    code = "integrity_error"
+
+
+class StorageError(SilverExportError):
+    """A storage operation failed (disk full, unwritable directory, locked database)."""
+
+    code = "storage_error"

@@ -1,0 +1,149 @@
+"""One frozen dataclass per event type, and the one place events become JSON and back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import orjson
+
+from ..errors import IntegrityError
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: ClassVar[str]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequested(Event):
+    type: ClassVar[str] = "JobRequested"
+    tenant: str
+    dataset: str
+    format: str
+    filters: dict[str, str | None]
+    limit: int | None
+    compression: str | None
+    idempotency_key: str | None = None
+    request_digest: str | None = None
+    max_records: int | None = None
+    accepted_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted(Event):
+    type: ClassVar[str] = "JobStarted"
+    attempt: int
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgressed(Event):
+    type: ClassVar[str] = "JobProgressed"
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobCompleted(Event):
+    """`expires_at` is recorded so that replay never depends on today's retention setting."""
+
+    type: ClassVar[str] = "JobCompleted"
+    rows: int
+    bytes: int
+    sha256: str
+    truncated: bool
+    file_name: str
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed(Event):
+    type: ClassVar[str] = "JobFailed"
+    error: str
+    attempt: int
+    will_retry: bool
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancelled(Event):
+    type: ClassVar[str] = "JobCancelled"
+    reason: str | None = None
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobExpired(Event):
+    type: ClassVar[str] = "JobExpired"
+    file_deleted: bool = True
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        JobRequested,
+        JobStarted,
+        JobProgressed,
+        JobCompleted,
+        JobFailed,
+        JobCancelled,
+        JobExpired,
+    )
+}
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(sorted(f.name for f in fields(cls))) for cls in EVENT_TYPES.values()
+}
+
+
+def data_of(event: Event) -> dict[str, Any]:
+    """An event's fields as a dict, shallow (no deep copy as `asdict` makes)."""
+    return {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
+
+
+def encode_data(event: Event) -> bytes:
+    """The canonical JSON of an event's data: sorted keys, compact, UTF-8."""
+    return orjson.dumps(data_of(event), option=orjson.OPT_SORT_KEYS)
+
+
+def decode(type_name: str, data: dict[str, Any] | str | bytes) -> Event:
+    """Turn a stored (type, data) pair back into its event; unknown types are an error.
+
+    The dataclass constructor itself refuses missing and unknown fields.
+    """
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        raise IntegrityError(f"unknown event type {type_name!r} in the log")
+    if not isinstance(data, dict):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise IntegrityError(f"event {type_name} data is not JSON: {e}") from e
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise IntegrityError(f"event {type_name} does not decode: {e}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: its place in the log and its chained hash."""
+
+    seq: int
+    stream_id: str
+    version: int
+    event: Event
+    recorded_at: str
+    hash: str
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "version": self.version,
+            "type": self.type,
+            "data": asdict(self.event),
+            "recorded_at": self.recorded_at,
+        }

@@ -1,0 +1,387 @@
+"""JobViews: the job status projection, a pure fold over events, persisted beside the log.
+
+`fold(state, event)` is the one place that knows what an event does to a job; start-up catch-up,
+`rebuild`, audit's "as of" and the supervisor's in-memory view all call it.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from .. import sqlite
+from ..errors import IntegrityError
+from ..model import Compression, ExportFormat, JobStatus, JobView
+from .types import (
+    Event,
+    JobCancelled,
+    JobCompleted,
+    JobExpired,
+    JobFailed,
+    JobProgressed,
+    JobRequested,
+    JobStarted,
+    RecordedEvent,
+    decode,
+)
+
+State = dict[str, Any]
+Progress = Callable[[int], None]
+JOBS_TABLE = "jobs"
+CHECKPOINT_TABLE = "view_checkpoint"
+CHECKPOINT_NAME = "jobs"
+
+# Column order of the persisted view; a state dict has exactly these keys.
+COLUMNS: dict[str, type] = {
+    "job_id": str,
+    "tenant": str,
+    "dataset": str,
+    "format": str,
+    "compression": str,
+    "filters": str,
+    "limit": int,
+    "status": str,
+    "attempts": int,
+    "rows": int,
+    "bytes": int,
+    "sha256": str,
+    "truncated": int,
+    "error": str,
+    "created_at": str,
+    "started_at": str,
+    "finished_at": str,
+    "expires_at": str,
+    "file_name": str,
+    "idempotency_key": str,
+    "request_digest": str,
+    "owner": str,
+    "max_records": int,
+    "version": int,
+    "last_seq": int,
+}
+_COLS = tuple(COLUMNS)
+_QUOTED = ", ".join(f'"{c}"' for c in _COLS)  # "limit" is an SQL keyword
+_SELECT = f"SELECT {_QUOTED} FROM {JOBS_TABLE}"
+_INSERT = f"INSERT INTO {JOBS_TABLE} ({_QUOTED}) VALUES ({', '.join('?' * len(_COLS))})"
+_SQL_TYPES = {str: "TEXT", int: "INTEGER"}
+_NOT_NULL = {"job_id", "tenant", "status", "version", "last_seq"}
+_CREATE_JOBS = (
+    f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
+    + ", ".join(
+        f'"{c}" {_SQL_TYPES[t]}{" NOT NULL" if c in _NOT_NULL else ""}' for c, t in COLUMNS.items()
+    )
+    + ", PRIMARY KEY (job_id))"
+)
+_CREATE_CHECKPOINT = (
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
+)
+_CREATE_INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_at)",
+    f"CREATE INDEX IF NOT EXISTS jobs_status ON {JOBS_TABLE} (status)",
+    # The database refuses a second job with one tenant's idempotency key, even from another
+    # process racing this one.
+    f"CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON {JOBS_TABLE} "
+    "(tenant, idempotency_key) WHERE idempotency_key IS NOT NULL",
+)
+_UPSERT = f"{_INSERT} ON CONFLICT(job_id) DO UPDATE SET " + ", ".join(
+    f'"{c}" = excluded."{c}"' for c in _COLS if c != "job_id"
+)
+_QUEUED, _RUNNING, _COMPLETED, _FAILED, _CANCELLED, _EXPIRED = (
+    s.value
+    for s in (
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+    )
+)
+
+
+def fold(state: State | None, rec: RecordedEvent) -> State:
+    """Return the job's new state after `rec`; never mutates `state`."""
+    return _step(
+        None if state is None else dict(state),
+        rec.stream_id,
+        rec.seq,
+        rec.version,
+        rec.recorded_at,
+        rec.event,
+    )
+
+
+def _step(state: State | None, job_id: str, seq: int, version: int, at: str, e: Event) -> State:
+    """What every event does to a job, one branch per type. Updates `state` in place.
+
+    Only `fold` (on a copy) and `replay` (on states it alone holds) call this, which keeps
+    `fold` pure while letting rebuild skip a copy per event.
+    """
+    if state is None:
+        if not isinstance(e, JobRequested):
+            raise IntegrityError(f"seq {seq}: {e.type} for unknown job {job_id}")
+        state = {
+            "job_id": job_id,
+            "tenant": e.tenant,
+            "dataset": e.dataset,
+            "format": e.format,
+            "compression": e.compression,
+            "filters": orjson.dumps(e.filters).decode(),
+            "limit": e.limit,
+            "status": _QUEUED,
+            "attempts": 0,
+            "rows": 0,
+            "bytes": None,
+            "sha256": None,
+            "truncated": False,
+            "error": None,
+            "created_at": at,
+            "started_at": None,
+            "finished_at": None,
+            "expires_at": None,
+            "file_name": None,
+            "idempotency_key": e.idempotency_key,
+            "request_digest": e.request_digest,
+            "owner": e.accepted_by,
+            "max_records": e.max_records,
+        }
+    else:
+        match e:
+            case JobProgressed():
+                state["rows"] = e.rows
+            case JobStarted():
+                state["status"] = _RUNNING
+                state["attempts"] = e.attempt
+                state["started_at"] = at
+                state["rows"] = 0
+                state["owner"] = e.owner
+            case JobCompleted():
+                state["status"] = _COMPLETED
+                state["rows"] = e.rows
+                state["bytes"] = e.bytes
+                state["sha256"] = e.sha256
+                state["truncated"] = e.truncated
+                state["file_name"] = e.file_name
+                state["finished_at"] = at
+                state["expires_at"] = e.expires_at
+                state["error"] = None
+            case JobFailed():
+                state["error"] = e.error
+                state["attempts"] = max(state["attempts"], e.attempt)
+                if e.will_retry:
+                    state["status"] = _QUEUED
+                    state["rows"] = 0
+                else:
+                    state["status"] = _FAILED
+                    state["finished_at"] = at
+                    state["expires_at"] = e.expires_at
+            case JobCancelled():
+                state["status"] = _CANCELLED
+                state["finished_at"] = at
+                state["expires_at"] = e.expires_at
+            case JobExpired():
+                state["status"] = _EXPIRED
+            case JobRequested():
+                raise IntegrityError(f"seq {seq}: job {job_id} was requested twice")
+            case _:  # pragma: no cover - decode() already refuses unknown types
+                raise IntegrityError(f"seq {seq}: no fold for {e.type}")
+    state["version"] = version
+    state["last_seq"] = seq
+    return state
+
+
+def fold_all(states: dict[str, State], records: Iterable[RecordedEvent]) -> int:
+    """Fold many events into `states` (keyed by job id); return the last seq seen."""
+    last = 0
+    for rec in records:
+        states[rec.stream_id] = fold(states.get(rec.stream_id), rec)
+        last = rec.seq
+    return last
+
+
+def replay(
+    batches: Iterable[list[tuple]], progress: Progress | None = None
+) -> tuple[dict[str, State], int, int]:
+    """Fold stored rows from nothing; return (states, last seq, count).
+
+    `batches` are lists of rows as `iter_batches(with_hash=False)` yields them.
+
+    The rebuild path: the same `_step` as `fold`, minus a RecordedEvent and a state copy per
+    event, since nobody else sees these states until they are complete.
+    """
+    states: dict[str, State] = {}
+    get = states.get
+    last = count = 0
+    for rows in batches:
+        for last, job_id, version, type_, data, at in rows:
+            states[job_id] = _step(get(job_id), job_id, last, version, at, decode(type_, data))
+        count += len(rows)
+        if progress is not None:
+            progress(count)
+    return states, last, count
+
+
+def fresh_states(records: Iterable[RecordedEvent]) -> tuple[dict[str, State], int]:
+    """Fold a whole log from nothing: what rebuild and verify compare the tables against."""
+    states: dict[str, State] = {}
+    last = fold_all(states, records)
+    return states, last
+
+
+def to_view(state: State) -> JobView:
+    """The typed JobView of a state (or of a row read back from the views table)."""
+    filters = state["filters"]
+    return JobView(
+        job_id=state["job_id"],
+        dataset=state["dataset"],
+        format=ExportFormat(state["format"]),
+        compression=Compression(state["compression"]) if state["compression"] else None,
+        filters=orjson.loads(filters) if isinstance(filters, str) else dict(filters),
+        limit=state["limit"],
+        status=JobStatus(state["status"]),
+        attempts=state["attempts"],
+        rows=state["rows"],
+        bytes=state["bytes"],
+        sha256=state["sha256"],
+        truncated=bool(state["truncated"]),
+        error=state["error"],
+        created_at=state["created_at"],
+        started_at=state["started_at"],
+        finished_at=state["finished_at"],
+        expires_at=state["expires_at"],
+        tenant=state["tenant"],
+        file_name=state["file_name"],
+        idempotency_key=state["idempotency_key"],
+        request_digest=state["request_digest"],
+        version=state["version"],
+        owner=state["owner"],
+        max_records=state["max_records"],
+    )
+
+
+def _normalise(state: State) -> State:
+    """A state as it reads back from SQLite (booleans stored as 0/1)."""
+    out = dict(state)
+    out["truncated"] = int(bool(out["truncated"]))
+    return out
+
+
+def normalised(states: dict[str, State]) -> dict[str, State]:
+    return {k: _normalise(v) for k, v in states.items()}
+
+
+_row: Callable[[State], tuple] = operator.itemgetter(*_COLS)  # sqlite3 stores a bool as 0/1
+
+
+class ViewTables:
+    """The persisted projection: the `jobs` table plus a checkpoint (last applied seq).
+
+    It lives in the log's own file; every write goes through the connection of the
+    transaction it belongs to (the append's, when called as the log's projector).
+    """
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.db = db
+        with sqlite.immediate(db):
+            self.ensure_schema()
+
+    def ensure_schema(self, *, indexes: bool = True) -> None:
+        """Create the tables; views of an older shape are dropped, to be caught up from seq 0."""
+        db = self.db
+        have = tuple(row[1] for row in db.execute(f"PRAGMA table_info({JOBS_TABLE})"))
+        if have and have != _COLS:
+            self.drop()
+        db.execute(_CREATE_JOBS)
+        db.execute(_CREATE_CHECKPOINT)
+        if indexes:
+            for sql in _CREATE_INDEXES:
+                db.execute(sql)
+
+    def drop(self) -> None:
+        self.db.execute(f"DROP TABLE IF EXISTS {JOBS_TABLE}")
+        self.db.execute(f"DROP TABLE IF EXISTS {CHECKPOINT_TABLE}")
+
+    def checkpoint(self, db: sqlite_utils.Database | None = None) -> int:
+        row = (
+            (db or self.db)
+            .execute(f"SELECT seq FROM {CHECKPOINT_TABLE} WHERE name = ?", [CHECKPOINT_NAME])
+            .fetchone()
+        )
+        return row[0] if row else 0
+
+    def load(self, job_id: str) -> State | None:
+        return self._load_many(self.db, [job_id]).get(job_id)
+
+    def load_all(self) -> dict[str, State]:
+        return {row[0]: dict(zip(_COLS, row, strict=True)) for row in self.db.execute(_SELECT)}
+
+    @staticmethod
+    def _load_many(db: sqlite_utils.Database, job_ids: list[str]) -> dict[str, State]:
+        found: dict[str, State] = {}
+        for i in range(0, len(job_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = job_ids[i : i + 500]
+            sql = f"{_SELECT} WHERE job_id IN ({', '.join('?' * len(chunk))})"
+            for row in db.execute(sql, chunk):
+                found[row[0]] = dict(zip(_COLS, row, strict=True))
+        return found
+
+    # -- the Projector protocol: called by EventLog inside the append's transaction ----------
+
+    def project(self, db: sqlite_utils.Database, recorded: list[RecordedEvent]) -> None:
+        if not recorded:
+            return
+        first = recorded[0].seq
+        checkpoint = self.checkpoint(db)
+        if checkpoint != first - 1:
+            # Someone appended without these views (or they were dropped): catch up first.
+            from .log import EventLog  # local: log imports nothing of views
+
+            self._apply(db, EventLog.read_from(db, checkpoint, upto_seq=first - 1))
+        self._apply(db, recorded)
+
+    def _apply(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> None:
+        records = list(records)
+        if not records:
+            return
+        touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
+        for rec in records:
+            touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
+        db.conn.executemany(_UPSERT, map(_row, touched.values()))
+        self._set_checkpoint(db, records[-1].seq)
+
+    @staticmethod
+    def _set_checkpoint(db: sqlite_utils.Database, seq: int) -> None:
+        db.execute(
+            f"INSERT INTO {CHECKPOINT_TABLE}(name, seq) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+            [CHECKPOINT_NAME, seq],
+        )
+
+    def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
+        """Apply whatever the log holds after the checkpoint; return how many events."""
+        with sqlite.immediate(self.db):
+            records = list(read(self.checkpoint()))
+            self._apply(self.db, records)
+        return len(records)
+
+    def replace_all(
+        self, states: dict[str, State], last_seq: int, *, in_transaction: bool = False
+    ) -> None:
+        """Swap in freshly folded states (rebuild): drop, recreate, fill, set the checkpoint.
+
+        Its own transaction, unless the caller already holds one on this connection.
+        """
+        if not in_transaction:
+            with sqlite.immediate(self.db):
+                self.replace_all(states, last_seq, in_transaction=True)
+            return
+        self.drop()
+        self.ensure_schema(indexes=False)
+        self.db.conn.executemany(_INSERT, map(_row, states.values()))
+        for sql in _CREATE_INDEXES:  # indexing once, after the rows, is faster than per row
+            self.db.execute(sql)
+        self._set_checkpoint(self.db, last_seq)

@@ -1,0 +1,339 @@
+"""ExportSystem: the composition root — opens the log, views, Silver store and actors.
+
+The CLI, the HTTP server, tests and embedding ingestion processes all start here.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pykka
+
+from . import sqlite
+from .actors.exporter import ExportFn
+from .actors.messages import Cancel, CatchUp, Prune, Submit, Tick
+from .actors.owners import OwnerLock
+from .actors.slots import Slots
+from .actors.supervisor import JobSupervisor, Shutdown, Submitted
+from .config import Settings
+from .errors import NotFoundError, ValidationError
+from .events.log import EventLog
+from .events.types import RecordedEvent
+from .events.views import JOBS_TABLE, ViewTables, to_view
+from .model import ExportRequest, JobStatus, JobView
+from .silver.store import SilverStore
+
+ASK_TIMEOUT = 60.0
+LIST_MAX = 500
+
+
+class ExportSystem:
+    """A running export system on one data directory. Use as a context manager."""
+
+    def __init__(
+        self, settings: Settings, *, export_fn: ExportFn | None = None, run_jobs: bool = True
+    ):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.exports_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SilverStore(settings.silver_path)
+        self.slots = Slots(
+            settings.total_slots,
+            export_reserve=settings.export_reserve,
+            ingestion_reserve=settings.ingestion_reserve,
+            export_cap=settings.max_concurrent_exports,
+        )
+        self._views: dict[str, JobView] = {}
+        self._changed = threading.Condition()
+        self._readers = threading.local()
+        self._reader_conns: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self.owner = OwnerLock(settings.owners_dir)
+        self.log = EventLog(settings.events_path)
+        self.log.projector = ViewTables(self.log.db)
+        try:
+            self.supervisor = JobSupervisor.start(
+                settings=settings,
+                log_=self.log,
+                views=self.log.projector,
+                slots=self.slots,
+                owner=self.owner,
+                publish=self._publish,
+                export_fn=export_fn,
+                run_jobs=run_jobs,
+            )
+        except BaseException:
+            self.log.close()
+            self.owner.release()
+            self.store.close()
+            raise
+        self._schedule_listener = self._on_slot_release
+        self.slots.on_release(self._schedule_listener)
+        self._stop_timer = threading.Event()
+        self._timer = threading.Thread(
+            target=self._tick_loop, name="silverexport-timer", daemon=True
+        )
+        self._timer.start()
+        self._ask(Tick())
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | Path | None = None,
+        *,
+        max_concurrent_exports: int | None = None,
+        settings: Settings | None = None,
+        export_fn: ExportFn | None = None,
+        run_jobs: bool = True,
+        **overrides: Any,
+    ) -> ExportSystem:
+        """Open (creating if needed) the system on `data_dir`; settings come from the
+        SILVEREXPORT_* environment unless given.
+
+        `run_jobs=False` opens it for bookkeeping only (listing, pruning): it records and
+        reads, but starts no export and recovers no job, leaving that to a serving process.
+        """
+        if settings is None:
+            settings = Settings.from_env(
+                data_dir=Path(data_dir) if data_dir is not None else None,
+                max_concurrent_exports=max_concurrent_exports,
+                **overrides,
+            )
+        return cls(settings, export_fn=export_fn, run_jobs=run_jobs)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> ExportSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every actor and thread this system started. Running exports are interrupted
+        and resume (as a new attempt) when the data dir is next opened."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_timer.set()
+        self._timer.join(timeout=10)
+        self.slots.remove_listener(self._schedule_listener)
+        with contextlib.suppress(pykka.ActorDeadError):
+            refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
+            for ref in refs:
+                ref.stop(block=True, timeout=ASK_TIMEOUT)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.stop(block=True, timeout=ASK_TIMEOUT)
+        self.log.close()
+        with self._readers_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        self.store.close()
+        self.owner.release()
+
+    def _tick_loop(self) -> None:
+        interval = max(
+            0.05,
+            min(self.settings.catch_up_interval_seconds, self.settings.expiry_interval_seconds),
+        )
+        while not self._stop_timer.wait(interval):
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.supervisor.tell(Tick())
+
+    def _on_slot_release(self) -> None:
+        from .actors.messages import Schedule
+
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.tell(Schedule())
+
+    def _ask(self, message: Any) -> Any:
+        return self.supervisor.ask(message, timeout=ASK_TIMEOUT)
+
+    def _publish(self, view: JobView) -> None:
+        with self._changed:
+            self._views[view.job_id] = view
+            self._changed.notify_all()
+
+    # -- the API -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        request: ExportRequest,
+        *,
+        tenant: str = "default",
+        idempotency_key: str | None = None,
+    ) -> JobView:
+        """Record a new export job (durably, before returning) and queue it."""
+        return self.submit_request(request, tenant=tenant, idempotency_key=idempotency_key).job
+
+    def submit_request(
+        self,
+        request: ExportRequest,
+        *,
+        tenant: str = "default",
+        idempotency_key: str | None = None,
+        digest: str | None = None,
+    ) -> Submitted:
+        """Like submit(), also saying whether a new job was created or an idempotent one found."""
+        return self._ask(Submit(request, tenant, idempotency_key, digest))
+
+    def status(self, job_id: str, *, tenant: str | None = None) -> JobView:
+        """The job's current view; NotFoundError if unknown or another tenant's."""
+        view = self._views.get(job_id)
+        if view is None:
+            self.catch_up()
+            view = self._views.get(job_id)
+        if view is None or (tenant is not None and view.tenant != tenant):
+            raise NotFoundError(f"no job {job_id}")
+        return view
+
+    def cached_status(self, job_id: str, *, tenant: str | None = None) -> JobView | None:
+        """The view if this process already knows it: a dict lookup that never blocks."""
+        view = self._views.get(job_id)
+        if view is None or (tenant is not None and view.tenant != tenant):
+            return None
+        return view
+
+    def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
+        """Block until the job is finished (or expired); TimeoutError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        self.status(job_id, tenant=tenant)
+        with self._changed:
+            while True:
+                view = self._views[job_id]
+                if view.status.terminal:
+                    return view
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"job {job_id} is still {view.status} after {timeout} s")
+                self._changed.wait(min(remaining, self.settings.catch_up_interval_seconds))
+
+    def cancel(self, job_id: str, *, tenant: str | None = None) -> JobView:
+        return self._ask(Cancel(job_id, tenant))
+
+    def catch_up(self) -> int:
+        """Read what other processes appended to the log (otherwise done on a timer)."""
+        return self._ask(CatchUp())
+
+    def prune(self) -> list[str]:
+        """Expire every finished job past its retention now; returns their ids."""
+        return self._ask(Prune())
+
+    def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
+        """The job's whole history, from the log."""
+        self.status(job_id, tenant=tenant)
+        return list(EventLog.read_from(self._reader(), 0, stream_id=job_id))
+
+    def list(
+        self,
+        *,
+        tenant: str | None = None,
+        status: JobStatus | str | None = None,
+        dataset: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[JobView], str | None]:
+        """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
+        if not 1 <= limit <= LIST_MAX:
+            raise ValidationError(f'"limit" must be between 1 and {LIST_MAX}', field="limit")
+        return query_jobs(
+            self._reader(),
+            tenant=tenant,
+            status=status,
+            dataset=dataset,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def file_path(self, view: JobView) -> Path | None:
+        """Where a completed job's file is; None when it has none."""
+        if view.file_name is None:
+            return None
+        return self.settings.exports_dir / view.file_name
+
+    def ingest(self, dataset: str, rows: Iterable[dict], *, timeout: float | None = None) -> int:
+        """Ingest rows into the Silver store inside an ingestion slot of the shared budget."""
+        with self.slots.ingestion(timeout=timeout):
+            return self.store.ingest(dataset, rows)
+
+    def _reader(self):
+        """A read connection per calling thread (the HTTP executor's threads are bounded)."""
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            db = sqlite.connect(self.settings.events_path)
+            self._readers.db = db
+            with self._readers_lock:
+                self._reader_conns.append(db)
+        return db
+
+
+def _encode_cursor(created_at: str, job_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, job_id])).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = orjson.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(job_id, str):
+            raise ValueError
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ValidationError(
+            '"cursor" is not a cursor this server issued', field="cursor"
+        ) from None
+    return created_at, job_id
+
+
+def query_jobs(
+    db: Any,
+    *,
+    tenant: str | None = None,
+    status: JobStatus | str | None = None,
+    dataset: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[JobView], str | None]:
+    """One page of the jobs view, newest first, keyset-paginated by (created_at, job_id)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIST_MAX:
+        raise ValidationError(f'"limit" must be between 1 and {LIST_MAX}', field="limit")
+    where, params = [], []
+    if tenant is not None:
+        where.append("tenant = ?")
+        params.append(tenant)
+    if status is not None:
+        try:
+            status = JobStatus(status)
+        except ValueError:
+            valid = ", ".join(s.value for s in JobStatus)
+            raise ValidationError(f'"status" must be one of {valid}', field="status") from None
+        where.append("status = ?")
+        params.append(status.value)
+    if dataset is not None:
+        where.append("dataset = ?")
+        params.append(dataset)
+    if cursor is not None:
+        created_at, job_id = _decode_cursor(cursor)
+        where.append("(created_at < ? OR (created_at = ? AND job_id < ?))")
+        params += [created_at, created_at, job_id]
+    sql = f"SELECT * FROM {JOBS_TABLE}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+    params.append(limit + 1)
+    cur = db.execute(sql, params)
+    cols = [d[0] for d in cur.description]
+    views = [to_view(dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
+    next_cursor = None
+    if len(views) > limit:
+        views = views[:limit]
+        next_cursor = _encode_cursor(views[-1].created_at, views[-1].job_id)
+    return views, next_cursor
