@@ -276,21 +276,22 @@ class ExportSystem:
         return db
 
 
-def _encode_cursor(created_at: str, job_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([created_at, job_id])).decode().rstrip("=")
+def _encode_cursor(created_seq: int) -> str:
+    """Opaque to clients: the position in the log where the next page starts."""
+    return base64.urlsafe_b64encode(orjson.dumps({"before": created_seq})).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = orjson.loads(raw)
-        if not isinstance(created_at, str) or not isinstance(job_id, str):
+        before = orjson.loads(raw)["before"]
+        if isinstance(before, bool) or not isinstance(before, int):
             raise ValueError
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
         raise ValidationError(
             '"cursor" is not a cursor this server issued', field="cursor"
         ) from None
-    return created_at, job_id
+    return before
 
 
 def query_jobs(
@@ -321,19 +322,20 @@ def query_jobs(
         where.append("dataset = ?")
         params.append(dataset)
     if cursor is not None:
-        created_at, job_id = _decode_cursor(cursor)
-        where.append("(created_at < ? OR (created_at = ? AND job_id < ?))")
-        params += [created_at, created_at, job_id]
+        where.append("created_seq < ?")
+        params.append(_decode_cursor(cursor))
     sql = f"SELECT * FROM {JOBS_TABLE}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+    sql += " ORDER BY created_seq DESC LIMIT ?"
     params.append(limit + 1)
     cur = db.execute(sql, params)
     cols = [d[0] for d in cur.description]
-    views = [to_view(dict(zip(cols, row, strict=True))) for row in cur.fetchall()]
+    states = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+    views = [to_view(state) for state in states]
     next_cursor = None
     if len(views) > limit:
         views = views[:limit]
-        next_cursor = _encode_cursor(views[-1].created_at, views[-1].job_id)
+        last_created_seq = states[limit - 1]["created_seq"]
+        next_cursor = _encode_cursor(last_created_seq)
     return views, next_cursor

@@ -11,6 +11,7 @@ import contextlib
 import heapq
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -113,6 +114,7 @@ class JobSupervisor(pykka.ThreadingActor):
         self.running: dict[str, _Running] = {}
         self.pending: list[Any] = []  # outcomes whose append failed; retried on Tick
         self.shutting_down = False
+        self.next_expiry = 0.0
         self._load()
 
     # -- state ---------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class JobSupervisor(pykka.ThreadingActor):
             case Cancel():
                 return self._cancel(message)
             case Prune():
-                return self._expire_due(force=True)
+                return self._expire_due()
             case CatchUp():
                 n = self._catch_up()
                 self._schedule()
@@ -333,7 +335,9 @@ class JobSupervisor(pykka.ThreadingActor):
         for msg in pending:
             self._finish(msg)
         self._recover_orphans()
-        self._expire_due()
+        if time.monotonic() >= self.next_expiry:
+            self.next_expiry = time.monotonic() + self.settings.expiry_interval_seconds
+            self._expire_due()
         self._schedule()
 
     # -- queue and spawning --------------------------------------------------------------
@@ -441,7 +445,7 @@ class JobSupervisor(pykka.ThreadingActor):
                 if retry:
                     self._enqueue(job_id)
 
-    def _expire_due(self, force: bool = False) -> list[str]:
+    def _expire_due(self) -> list[str]:
         now = now_text()
         expired: list[str] = []
         while self.expiries and self.expiries[0][0] <= now:

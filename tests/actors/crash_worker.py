@@ -1,0 +1,45 @@
+"""A process that the crash tests SIGKILL: it submits jobs, then stalls mid-export.
+
+usage: crash_worker.py DATA_DIR submit|resume
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from silverexport import ExportRequest, ExportSystem
+from silverexport.silver.writers import export_to_file
+
+STALL = threading.Event()  # never set: the writer waits here until the process is killed
+
+
+def stalling_writer(*args, on_progress=None, **kwargs):
+    def progress(rows: int) -> None:
+        print(f"MIDWAY {rows}", flush=True)
+        STALL.wait()
+
+    return export_to_file(*args, on_progress=progress, batch_size=10, **kwargs)
+
+
+def main() -> None:
+    data_dir, mode = Path(sys.argv[1]), sys.argv[2]
+    system = ExportSystem.open(
+        data_dir,
+        max_concurrent_exports=1,
+        export_fn=stalling_writer,
+        catch_up_interval_seconds=0.05,
+    )
+    if mode == "submit":
+        for fmt in ("csv", "jsonl", "csv"):
+            job = system.submit(
+                ExportRequest(dataset="token_transfers", format=fmt, target_id="t1")
+            )
+            print(f"ACCEPTED {job.job_id}", flush=True)
+    print("READY", flush=True)
+    STALL.wait()
+
+
+if __name__ == "__main__":
+    main()

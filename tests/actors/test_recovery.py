@@ -1,0 +1,184 @@
+"""Crash recovery with real processes killed by SIGKILL, and retention."""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from silverexport import ExportRequest, ExportSystem, JobStatus
+from silverexport.events.log import EventLog
+from silverexport.model import ExportFormat
+from silverexport.silver.writers import Filters, export_to_file
+
+from .conftest import WAIT, transfer_rows, wait_until
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+
+
+class Worker:
+    """A crash_worker subprocess whose stdout lines are read with deadlines."""
+
+    def __init__(self, data_dir: Path, mode: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), str(data_dir), mode],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def read_until(self, *prefixes: str) -> list[str]:
+        """Lines read until one starting with each prefix has been seen (in any order)."""
+        seen: list[str] = []
+        missing = set(prefixes)
+        while missing:
+            line = self.lines.get(timeout=WAIT)
+            seen.append(line)
+            missing = {p for p in missing if not line.startswith(p)}
+        return seen
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=WAIT)
+        self.proc.stdout.close()
+
+
+def seed(data_dir: Path, rows: int = 200) -> None:
+    with ExportSystem.open(data_dir) as system:
+        system.store.ingest("token_transfers", transfer_rows(rows))
+
+
+def test_sigkill_mid_export_loses_nothing_and_serves_only_whole_files(tmp_path):
+    data_dir = tmp_path / "data"
+    seed(data_dir)
+    worker = Worker(data_dir, "submit")
+    accepted = [
+        line.split()[1]
+        for line in worker.read_until("MIDWAY", "READY")
+        if line.startswith("ACCEPTED")
+    ]
+    assert len(accepted) == 3
+    assert list((data_dir / "exports").glob("*.part")), "the kill should land mid-export"
+    worker.kill()
+
+    with ExportSystem.open(data_dir, catch_up_interval_seconds=0.05) as system:
+        done = [system.wait(job_id, timeout=WAIT) for job_id in accepted]
+        assert [v.status for v in done] == [JobStatus.COMPLETED] * 3
+        assert done[0].attempts == 2, "the interrupted run counts as an attempt"
+        history = [e.type for e in system.events(accepted[0])]
+        assert history[:4] == ["JobRequested", "JobStarted", "JobFailed", "JobStarted"]
+        for view in done:
+            path = system.file_path(view)
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == view.sha256
+            reference = tmp_path / f"ref-{view.job_id}"
+            export_to_file(
+                system.settings.silver_path,
+                "token_transfers",
+                view.format,
+                reference,
+                filters=Filters(target_id="t1"),
+                limit=system.settings.max_records,
+            )
+            assert path.read_bytes() == reference.read_bytes()
+        assert not list(system.settings.exports_dir.glob("*.part"))
+        assert system.log.first_bad_seq() is None
+
+
+def test_a_job_interrupted_three_times_stays_failed(tmp_path):
+    data_dir = tmp_path / "data"
+    seed(data_dir, rows=50)
+    worker = Worker(data_dir, "submit")
+    job_id = next(
+        line.split()[1]
+        for line in worker.read_until("MIDWAY", "READY")
+        if line.startswith("ACCEPTED")
+    )
+    worker.kill()
+    for _ in range(2):
+        worker = Worker(data_dir, "resume")
+        worker.read_until("MIDWAY")
+        worker.kill()
+    with ExportSystem.open(data_dir) as system:
+        view = system.wait(job_id, timeout=WAIT)
+        assert view.status is JobStatus.FAILED and view.attempts == 3
+        assert "interrupted" in view.error
+        assert not list(system.settings.exports_dir.glob(f"{job_id}*"))
+
+
+def test_finished_jobs_expire_on_the_timer_and_their_files_go(open_system):
+    system = open_system(job_ttl_seconds=0, expiry_interval_seconds=0.05)
+    system.store.ingest("token_transfers", transfer_rows(5))
+    job = system.submit(ExportRequest(dataset="token_transfers", format="csv"))
+    view = wait_until(
+        lambda: (v := system.status(job.job_id)).status is JobStatus.EXPIRED and v,
+        what="expiry",
+    )
+    assert view.expires_at is not None and view.file_name
+    assert not (system.settings.exports_dir / view.file_name).exists()
+    types = [e.type for e in system.events(job.job_id)]
+    assert types[-2:] == ["JobCompleted", "JobExpired"]
+
+
+def test_prune_expires_on_demand_and_never_deletes_events(open_system, tmp_path):
+    from silverexport.__main__ import main
+
+    data_dir = tmp_path / "prune"
+    system = open_system(data_dir, job_ttl_seconds=0, expiry_interval_seconds=3600)
+    system.store.ingest("token_transfers", transfer_rows(5))
+    job = system.wait(system.submit(ExportRequest(dataset="token_transfers", format="csv")).job_id)
+    assert job.status is JobStatus.COMPLETED
+    events_before = system.log.count()
+    system.close()
+
+    assert main(["prune", "--data-dir", str(data_dir)]) == 0
+    with ExportSystem.open(data_dir) as reopened:
+        assert reopened.status(job.job_id).status is JobStatus.EXPIRED
+        assert not (reopened.settings.exports_dir / job.file_name).exists()
+        assert reopened.log.count() == events_before + 1
+
+
+def test_two_processes_share_one_log(tmp_path):
+    data_dir = tmp_path / "data"
+    seed(data_dir, rows=20)
+    script = (
+        "import sys\n"
+        "from silverexport import ExportSystem, ExportRequest\n"
+        "with ExportSystem.open(sys.argv[1], catch_up_interval_seconds=0.05) as s:\n"
+        "    ids = [s.submit(ExportRequest(dataset='token_transfers', format='csv'),"
+        " tenant='ingest').job_id for _ in range(15)]\n"
+        "    [s.wait(i, timeout=60) for i in ids]\n"
+        "    print(' '.join(ids))\n"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", script, str(data_dir)], stdout=subprocess.PIPE, text=True
+    )
+    with ExportSystem.open(data_dir, catch_up_interval_seconds=0.05) as system:
+        mine = [
+            system.submit(ExportRequest(dataset="token_transfers", format="jsonl")).job_id
+            for _ in range(15)
+        ]
+        out, _ = other.communicate(timeout=WAIT * 2)
+        assert other.returncode == 0
+        theirs = out.split()
+        for job_id in mine + theirs:
+            assert system.wait(job_id, timeout=WAIT).status is JobStatus.COMPLETED
+        assert system.status(theirs[0]).tenant == "ingest"
+    log = EventLog(data_dir / "events.db")
+    try:
+        assert log.first_bad_seq() is None
+        assert log.count() == log.last_seq()
+    finally:
+        log.close()
+
+
+def test_export_format_enum_round_trip():
+    assert ExportFormat("csv").content_type == "text/csv; charset=utf-8"
