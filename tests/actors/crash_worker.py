@@ -5,6 +5,7 @@ usage: crash_worker.py DATA_DIR submit|resume
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -13,12 +14,20 @@ from silverexport import ExportRequest, ExportSystem
 from silverexport.silver.writers import export_to_file
 
 STALL = threading.Event()  # never set: the writer waits here until the process is killed
+PARENT = os.getppid()
+
+
+def stall() -> None:
+    """Wait to be killed; leave on our own if the test process that started us is gone."""
+    while os.getppid() == PARENT:
+        STALL.wait(0.5)
+    os._exit(3)
 
 
 def stalling_writer(*args, on_progress=None, **kwargs):
     def progress(rows: int) -> None:
         print(f"MIDWAY {rows}", flush=True)
-        STALL.wait()
+        stall()
 
     return export_to_file(*args, on_progress=progress, batch_size=10, **kwargs)
 
@@ -38,7 +47,7 @@ def main() -> None:
             )
             print(f"ACCEPTED {job.job_id}", flush=True)
     print("READY", flush=True)
-    STALL.wait()
+    stall()
 
 
 if __name__ == "__main__":

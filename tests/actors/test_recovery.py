@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from silverexport import ExportRequest, ExportSystem, JobStatus
 from silverexport.events.log import EventLog
 from silverexport.model import ExportFormat
@@ -18,6 +20,17 @@ from silverexport.silver.writers import Filters, export_to_file
 from .conftest import WAIT, transfer_rows, wait_until
 
 WORKER = Path(__file__).with_name("crash_worker.py")
+_STARTED: list[Worker] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_workers():
+    """A failed assertion must not leave a stalled worker process running."""
+    yield
+    while _STARTED:
+        worker = _STARTED.pop()
+        if worker.proc.poll() is None:
+            worker.kill()
 
 
 class Worker:
@@ -29,6 +42,7 @@ class Worker:
             stdout=subprocess.PIPE,
             text=True,
         )
+        _STARTED.append(self)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
