@@ -1,0 +1,336 @@
+"""The Silver store: one STRICT SQLite table per dataset, written only by validated batches."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import sqlite as sq
+from ..errors import StorageError, ValidationError
+from ..timeutil import normalize_time
+from .catalog import DATASETS, Column, ColumnKind, Dataset, get_dataset
+
+DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", re.ASCII)
+INT64 = (-(2**63), 2**63 - 1)
+PROGRESS_EVERY = 10_000  # lines between progress callbacks
+
+# The legacy wallet export matches these token_transfers columns case-insensitively; the
+# expression indexes below let it do so without a full scan (the query must use lower(col)).
+WALLET_DATASET = "token_transfers"
+WALLET_COLUMNS = ("from_address", "to_address")
+
+# A render hint kept with each row (rows never change after ingest, so it cannot go stale):
+# bit i is set when column i is text that CSV must quote; -1 means "work it out in SQL", for
+# rows with a NUL in their text (SQLite's printf() would cut the string there) or rows
+# written by anything else. The writers use it to build most CSV lines with one printf().
+CSV_QUOTE = "_csv_quote"
+_CSV_SPECIAL = re.compile('[,"\r\n]')
+
+
+def quote_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def schema_sql(ds: Dataset) -> list[str]:
+    """DDL from the catalog. The rowid `id` ends every index, so (time, id) order is free."""
+    defs = []
+    for c in ds.columns:
+        if c.name == "id":
+            defs.append('"id" INTEGER PRIMARY KEY')
+            continue
+        d = f"{quote_name(c.name)} {c.kind.sql_type}{'' if c.nullable else ' NOT NULL'}"
+        if c.kind is ColumnKind.BOOLEAN:
+            d += f" CHECK ({quote_name(c.name)} IN (0, 1))"
+        elif c.kind is ColumnKind.CHOICE:
+            d += f" CHECK ({quote_name(c.name)} IN ({', '.join(repr(v) for v in c.choices)}))"
+        defs.append(d)
+    defs.append(f"{CSV_QUOTE} INTEGER NOT NULL DEFAULT -1")
+    t, time = quote_name(ds.name), quote_name(ds.time_column)
+    stmts = [
+        f"CREATE TABLE IF NOT EXISTS {t} ({', '.join(defs)}) STRICT",
+        f"CREATE INDEX IF NOT EXISTS {quote_name(ds.name + '_by_time')} ON {t} ({time})",
+    ]
+    for key in ("target_id", "network"):
+        name = quote_name(f"{ds.name}_by_{key}")
+        stmts.append(f"CREATE INDEX IF NOT EXISTS {name} ON {t} ({quote_name(key)}, {time})")
+    if ds.name == WALLET_DATASET:
+        for col in WALLET_COLUMNS:
+            name = quote_name(f"{ds.name}_by_lower_{col}")
+            stmts.append(
+                f"CREATE INDEX IF NOT EXISTS {name} ON {t} (lower({quote_name(col)}), {time})"
+            )
+    return stmts
+
+
+# -- validation: one function per column kind, each returning the stored value ---------------
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_json_type(value)}")
+    _check_utf8(value)
+    return value
+
+
+def _check_utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the text holds a lone surrogate, which is not valid Unicode") from None
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a JSON integer, got {_json_type(value)}")
+    if not INT64[0] <= value <= INT64[1]:
+        raise ValueError(f"{value} does not fit in a signed 64-bit integer")
+    return value
+
+
+def _decimal(value: Any) -> str:
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal string or JSON integer, got a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(
+            f"{value!r} is a JSON float, which has already lost exactness; "
+            "send the decimal as a string"
+        )
+    if not isinstance(value, str):
+        raise ValueError(f"expected a decimal string, got {_json_type(value)}")
+    if not DECIMAL.fullmatch(value):
+        raise ValueError(
+            f"{_show(value)} is not a decimal string (expected -?(0|[1-9][0-9]*)(.[0-9]+)?, "
+            'e.g. "-12.5"; no exponent, no "+", no bare ".5")'
+        )
+    return value
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, float):
+        raise ValueError("expected an RFC 3339 string or integer epoch milliseconds, got a float")
+    try:
+        return normalize_time(value)
+    except ValueError as e:
+        shown = f"{_show(value)}: " if isinstance(value, str) else ""
+        raise ValueError(f"{shown}{e}") from None
+
+
+def _boolean(value: Any) -> int:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_json_type(value)}")
+    return int(value)
+
+
+def _json_object(value: Any) -> str:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {_json_type(value)}")
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as e:
+        raise ValueError(f"not storable as JSON ({e})") from None
+    _check_utf8(text)
+    return text
+
+
+def _choice(column: Column) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in column.choices or not isinstance(value, str):
+            allowed = " or ".join(f'"{v}"' for v in column.choices)
+            raise ValueError(f"expected {allowed}, got {_show(value)}")
+        return value
+
+    return check
+
+
+_CHECKS: dict[ColumnKind, Callable[[Any], Any]] = {
+    ColumnKind.INTEGER: _integer,
+    ColumnKind.DECIMAL: _decimal,
+    ColumnKind.TIME: _time,
+    ColumnKind.BOOLEAN: _boolean,
+    ColumnKind.JSON_OBJECT: _json_object,
+    ColumnKind.TEXT: _text,
+}
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    names |= {dict: "an object", list: "an array", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: Any, width: int = 60) -> str:
+    """A short JSON rendering for messages; escapes keep control characters visible."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class RowChecker:
+    """Turns one ingested object into a tuple in column order (then the CSV_QUOTE hint), or
+    says what is wrong."""
+
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+        self.names = frozenset(ds.column_names)
+        self.checks = [
+            (c.name, c.nullable or c.name == "id", _choice(c) if c.choices else _CHECKS[c.kind])
+            for c in ds.columns
+        ]
+        self.text_positions = [i for i, c in enumerate(ds.columns) if c.kind is ColumnKind.TEXT]
+
+    def __call__(self, line: int, row: Any) -> tuple[Any, ...]:
+        if not isinstance(row, dict):
+            raise ValidationError(
+                f"line {line}: expected a JSON object, got {_json_type(row)}", field="line"
+            )
+        if row.keys() - self.names:
+            name = sorted(str(k) for k in row.keys() - self.names)[0]
+            raise ValidationError(
+                f'line {line}, column "{name}": unknown column; {self.ds.name} has '
+                f"{', '.join(self.ds.column_names)}",
+                field=name,
+            )
+        values = []
+        for name, optional, check in self.checks:
+            value = row.get(name)
+            if value is None:
+                if not optional:
+                    why = "is missing" if name not in row else "must not be null"
+                    raise ValidationError(
+                        f'line {line}, column "{name}": {why} (it is required)', field=name
+                    )
+                values.append(None)
+                continue
+            try:
+                values.append(check(value))
+            except ValueError as e:
+                raise ValidationError(f'line {line}, column "{name}": {e}', field=name) from None
+        values.append(self.csv_quote(values))
+        return tuple(values)
+
+    def csv_quote(self, values: list[Any]) -> int:
+        mask = 0
+        for i in self.text_positions:
+            text = values[i]
+            if text is not None:
+                if "\x00" in text:
+                    return -1
+                if _CSV_SPECIAL.search(text):
+                    mask |= 1 << i
+        return mask
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_lines(
+    lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for every non-blank line; bad JSON names its line.
+
+    The stdlib parser, not orjson: orjson turns integers beyond 64 bits into floats, which
+    would silently change a huge decimal sent as a JSON integer.
+    """
+    consumed = 0
+    for number, raw in enumerate(lines, 1):
+        consumed += len(raw)
+        if progress is not None and number % PROGRESS_EVERY == 0:
+            progress(consumed)
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            value = json.loads(text, parse_constant=_reject_constant)
+        except UnicodeDecodeError as e:
+            raise ValidationError(f"line {number}: not UTF-8 ({e.reason})", field="line") from None
+        except (ValueError, RecursionError) as e:
+            raise ValidationError(f"line {number}: not valid JSON ({e})", field="line") from None
+        yield number, value
+    if progress is not None:
+        progress(consumed)
+
+
+class SilverStore:
+    """The Silver database under the data dir. Writes are serialised; exports open their own
+    read-only connections (see writers.py), so they never wait on this object's lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sq.connect(self.path)
+        self._lock = threading.Lock()
+        with sq.immediate(self.db):
+            for ds in DATASETS.values():
+                for stmt in schema_sql(ds):
+                    self.db.execute(stmt)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> SilverStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ingest(self, dataset: str, rows: Iterable[dict[str, Any]], *, first_line: int = 1) -> int:
+        """Validate and insert `rows` in one transaction: all of them, or none."""
+        return self._ingest(dataset, enumerate(rows, first_line))
+
+    def ingest_jsonl(
+        self,
+        dataset: str,
+        lines: Iterable[bytes | str],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Ingest JSON Lines (blank lines skipped); `progress` gets the bytes read so far."""
+        return self._ingest(dataset, parse_json_lines(lines, progress))
+
+    def _ingest(self, dataset: str, numbered: Iterable[tuple[int, Any]]) -> int:
+        ds = get_dataset(dataset)
+        check = RowChecker(ds)
+        cols = ", ".join([*(quote_name(n) for n in ds.column_names), CSV_QUOTE])
+        marks = ", ".join("?" * (len(ds.columns) + 1))
+        sql = f"INSERT INTO {quote_name(ds.name)} ({cols}) VALUES ({marks})"
+        state = {"line": 0, "rows": 0, "id": None}
+
+        def checked() -> Iterator[tuple[Any, ...]]:
+            # Streams: rows go to SQLite as they are checked, so memory stays flat; the one
+            # open transaction is what makes a late rejection undo the earlier rows.
+            for line, row in numbered:
+                values = check(line, row)
+                state.update(line=line, rows=state["rows"] + 1, id=values[0])
+                yield values
+
+        try:
+            with self._lock, sq.immediate(self.db):
+                self.db.conn.executemany(sql, checked())
+        except sqlite3.IntegrityError as e:
+            line = state["line"]
+            if "UNIQUE" in str(e) or "PRIMARY KEY" in str(e):
+                raise ValidationError(
+                    f'line {line}, column "id": id {state["id"]} is already used in '
+                    f"{ds.name} (by a stored row or an earlier line)",
+                    field="id",
+                ) from e
+            raise ValidationError(f"line {line}: refused by the database ({e})") from e
+        except sqlite3.Error as e:
+            raise StorageError(f"could not write to the Silver store {self.path}: {e}") from e
+        return state["rows"]
+
+    def count(self, dataset: str) -> int:
+        ds = get_dataset(dataset)
+        return self.db.execute(f"SELECT count(*) FROM {quote_name(ds.name)}").fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        return {name: self.count(name) for name in DATASETS}

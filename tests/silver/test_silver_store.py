@@ -1,0 +1,222 @@
+"""Validated, all-or-nothing ingest: every rejection names line and column and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from silverexport.errors import ValidationError
+from silverexport.silver.store import SilverStore
+
+GOOD = {"amount": "2"}
+
+
+def lines(*rows: object) -> list[bytes]:
+    return [json.dumps(r).encode() + b"\n" if not isinstance(r, bytes) else r for r in rows]
+
+
+def rejected(store: SilverStore, dataset: str, data: list[bytes]) -> str:
+    """Ingest `data` after one stored row; assert it failed and wrote nothing."""
+    before = store.count(dataset)
+    with pytest.raises(ValidationError) as e:
+        store.ingest_jsonl(dataset, data)
+    assert store.count(dataset) == before
+    return str(e.value)
+
+
+@pytest.fixture
+def seeded(store, transfer, fill, event):
+    store.ingest("token_transfers", [transfer(id=1)])
+    store.ingest("hl_fills", [fill()])
+    store.ingest("decoded_events", [event()])
+    return store
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "why"),
+    [
+        ({"amount": 1.5}, "amount", "JSON float, which has already lost exactness"),
+        ({"amount": "1e5"}, "amount", '"1e5" is not a decimal string'),
+        ({"amount": "+1"}, "amount", "is not a decimal string"),
+        ({"amount": ".5"}, "amount", "is not a decimal string"),
+        ({"amount": "01"}, "amount", "is not a decimal string"),
+        ({"amount": "1."}, "amount", "is not a decimal string"),
+        ({"amount": "1\n"}, "amount", "is not a decimal string"),
+        ({"amount": "\u0661"}, "amount", "is not a decimal string"),  # an Arabic-Indic 1
+        ({"amount": True}, "amount", "boolean"),
+        ({"amount": None}, "amount", "must not be null"),
+        ({"block_time": "2024-13-01T00:00:00Z"}, "block_time", "not a real date"),
+        ({"block_time": "2024-01-01 00:00"}, "block_time", "RFC 3339"),
+        ({"block_time": "2024-01-01T00:00:00"}, "block_time", "RFC 3339"),
+        ({"block_time": 1.5e12}, "block_time", "float"),
+        ({"block_time": 10**20}, "block_time", "out of range"),
+        ({"block_number": "5"}, "block_number", "expected a JSON integer, got a string"),
+        ({"block_number": 5.0}, "block_number", "got a float"),
+        ({"block_number": True}, "block_number", "got a boolean"),
+        ({"block_number": 2**63}, "block_number", "64-bit"),
+        ({"tx_hash": 5}, "tx_hash", "expected a string, got an integer"),
+        ({"tx_hash": "\ud800"}, "tx_hash", "lone surrogate"),
+        ({"direction": "sideways"}, "direction", 'expected "in" or "out"'),
+        ({"direction": 1}, "direction", 'expected "in" or "out"'),
+        ({"colour": "red"}, "colour", "unknown column"),
+        ({"id": "7"}, "id", "expected a JSON integer"),
+    ],
+)
+def test_bad_transfer_rows_are_rejected(seeded, transfer, change, column, why):
+    message = rejected(seeded, "token_transfers", lines(transfer(), transfer(**change)))
+    assert message.startswith(f'line 2, column "{column}": ')
+    assert why in message
+
+
+def test_missing_required_column(seeded, transfer):
+    row = transfer()
+    del row["amount"]
+    message = rejected(seeded, "token_transfers", lines(transfer(), row))
+    assert message == 'line 2, column "amount": is missing (it is required)'
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "why"),
+    [
+        ({"side": "b"}, "side", 'expected "B" or "A"'),
+        ({"crossed": 1}, "crossed", "expected true or false"),
+        ({"crossed": "true"}, "crossed", "expected true or false"),
+        ({"oid": 1.0}, "oid", "float"),
+    ],
+)
+def test_bad_fill_rows_are_rejected(seeded, fill, change, column, why):
+    message = rejected(seeded, "hl_fills", lines(fill(**change)))
+    assert message.startswith(f'line 1, column "{column}": ') and why in message
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [([1], "expected a JSON object, got an array"), ("{}", "got a string"), (None, "null")],
+)
+def test_decoded_fields_must_be_an_object(seeded, event, fields, why):
+    message = rejected(seeded, "decoded_events", lines(event(decoded_fields=fields)))
+    assert message.startswith('line 1, column "decoded_fields": ') and why in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b'{"a": NaN}', "NaN is not a JSON number"),
+        (b'{"a": 1e999}', "not storable as JSON"),
+        (b'{"a": "\\udc00"}', "lone surrogate"),
+    ],
+)
+def test_decoded_fields_must_be_exact_json(seeded, event, raw, why):
+    line = json.dumps(event(decoded_fields={})).replace('"decoded_fields": {}', "").rstrip("}")
+    line = line.rstrip(", ") + ', "decoded_fields": ' + raw.decode() + "}"
+    message = rejected(seeded, "decoded_events", [line.encode()])
+    assert "line 1" in message and why in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"[1, 2]", "line 2: expected a JSON object, got an array"),
+        (b'"text"', "line 2: expected a JSON object, got a string"),
+        (b"{not json", "line 2: not valid JSON"),
+        (b'{"amount": "1"', "line 2: not valid JSON"),
+        (b"\xff\xfe", "line 2: not UTF-8"),
+    ],
+)
+def test_lines_that_are_not_objects(seeded, transfer, raw, why):
+    message = rejected(seeded, "token_transfers", [*lines(transfer()), raw])
+    assert message.startswith(why)
+
+
+def test_a_late_error_undoes_a_large_batch(seeded, transfer):
+    data = lines(*[transfer(block_number=i) for i in range(3000)], transfer(amount="x"))
+    assert "line 3001" in rejected(seeded, "token_transfers", data)
+
+
+def test_blank_lines_are_skipped_but_counted(store, transfer):
+    data = [b"\n", *lines(transfer()), b"   \n", *lines(transfer(amount=1.0))]
+    message = rejected(store, "token_transfers", data)
+    assert message.startswith('line 4, column "amount"')
+    assert store.ingest_jsonl("token_transfers", [b"\n", *lines(transfer()), b"\r\n"]) == 1
+
+
+def test_ingest_names_rows_from_first_line(store, transfer):
+    with pytest.raises(ValidationError, match=r'^line 11, column "amount"'):
+        store.ingest("token_transfers", [transfer(), transfer(amount="bad")], first_line=10)
+    assert store.count("token_transfers") == 0
+
+
+def test_unknown_dataset(store):
+    with pytest.raises(ValidationError, match="valid datasets"):
+        store.ingest_jsonl("nope", [b"{}"])
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.000Z"),
+        ("2024-01-01T01:30:00+01:30", "2024-01-01T00:00:00.000Z"),
+        ("2023-12-31T19:00:00.5-05:00", "2024-01-01T00:00:00.500Z"),
+        ("2024-01-01T00:00:00.123999999Z", "2024-01-01T00:00:00.123Z"),
+        ("2024-01-01t00:00:00.1234z", "2024-01-01T00:00:00.123Z"),
+        (1704067200123, "2024-01-01T00:00:00.123Z"),
+        (0, "1970-01-01T00:00:00.000Z"),
+        (-1, "1969-12-31T23:59:59.999Z"),
+        ("0999-06-01T00:00:00Z", "0999-06-01T00:00:00.000Z"),
+    ],
+)
+def test_times_are_stored_canonical_utc(store, transfer, given, stored):
+    store.ingest("token_transfers", [transfer(block_time=given)])
+    assert store.db.execute("SELECT block_time FROM token_transfers").fetchone()[0] == stored
+
+
+def test_decimals_are_stored_as_exact_text(store, transfer):
+    values = ["-0.000000000000000001", "123456789012345678901234567890.5", "0", "-7"]
+    store.ingest("token_transfers", [transfer(amount=v) for v in values])
+    store.ingest_jsonl(
+        "token_transfers",
+        [
+            b'{"amount": 123456789012345678901234567890, '
+            + (json.dumps(transfer()).split("{", 1)[1].replace('"amount": "1.5", ', "").encode())
+        ],
+    )
+    stored = [r[0] for r in store.db.execute("SELECT amount FROM token_transfers ORDER BY id")]
+    assert stored == [*values, "123456789012345678901234567890"]
+
+
+def test_ids_are_assigned_in_arrival_order_after_the_max(store, transfer):
+    store.ingest("token_transfers", [transfer(id=10), transfer(), transfer()])
+    store.ingest("token_transfers", [transfer(), transfer(id=3)])
+    ids = [r[0] for r in store.db.execute("SELECT id FROM token_transfers ORDER BY rowid")]
+    assert ids == [3, 10, 11, 12, 13]
+
+
+def test_given_ids_must_be_unique_including_stored_rows(store, transfer):
+    store.ingest("token_transfers", [transfer(id=5)])
+    with pytest.raises(ValidationError, match=r'^line 2, column "id": id 5 is already used'):
+        store.ingest("token_transfers", [transfer(id=6), transfer(id=5)])
+    with pytest.raises(ValidationError, match=r'^line 3, column "id": id 7 is already used'):
+        store.ingest("token_transfers", [transfer(id=7), transfer(), transfer(id=7)])
+    assert store.count("token_transfers") == 1
+
+
+def test_nullable_columns_may_be_left_out_or_null(store, transfer):
+    row = transfer(direction=None)
+    del row["token_symbol"]
+    assert store.ingest("token_transfers", [row]) == 1
+    stored = store.db.execute("SELECT token_symbol, direction FROM token_transfers").fetchone()
+    assert stored == (None, None)
+
+
+def test_decoded_fields_are_stored_as_compact_json(store, event):
+    store.ingest("decoded_events", [event(decoded_fields={"b": [1, 2.5], "a": "é"})])
+    stored = store.db.execute("SELECT decoded_fields FROM decoded_events").fetchone()[0]
+    assert stored == '{"b":[1,2.5],"a":"é"}'
+
+
+def test_progress_reports_bytes_read(store, transfer):
+    seen: list[int] = []
+    data = lines(*[transfer() for _ in range(25_000)])
+    store.ingest_jsonl("token_transfers", data, progress=seen.append)
+    assert seen[-1] == sum(map(len, data)) and seen == sorted(seen) and len(seen) == 3
