@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -23,9 +24,12 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
     path = Path(path)
     if readonly:
         if not path.exists():
-            raise StorageError(f"database {path} does not exist")
+            raise StorageError(f"the database {path.name} does not exist")
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"file:{quote(str(path))}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
         )
     else:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,9 +145,14 @@ class ExportSystem:
             0.05,
             min(self.settings.catch_up_interval_seconds, self.settings.expiry_interval_seconds),
         )
+        handled = threading.Event()
+        handled.set()
         while not self._stop_timer.wait(interval):
+            if not handled.is_set():
+                continue  # the last Tick is still queued or running (a locked log, say)
+            handled.clear()
             with contextlib.suppress(pykka.ActorDeadError):
-                self.supervisor.tell(Tick())
+                self.supervisor.tell(Tick(handled))
 
     def _on_slot_release(self) -> None:
         from .actors.messages import Schedule

@@ -100,12 +100,14 @@ class ExportActor(pykka.ThreadingActor):
             name = files.final_name(job_id, job.extension)
             files.publish(part, self.exports_dir / name)
         except ExportCancelled:
-            files.remove(part)
+            files.discard(part)
             self._report(Failed(job_id, self.attempt, "cancelled", cancelled=True))
             return
         except Exception as e:  # reported, never swallowed: the job gets JobFailed
             log.exception("export of job %s (attempt %d) failed", job_id, self.attempt)
-            files.remove(part)
+            # discard, not remove: an unwritable directory refuses the unlink too, and that
+            # must not stop the report (the job would stay running, holding its slot).
+            files.discard(part)
             self._report(Failed(job_id, self.attempt, _describe(e)))
             return
         self._report(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from ..model import ExportRequest
@@ -54,7 +55,14 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Periodic housekeeping: catch up with other writers, recover orphans, expire, schedule."""
+    """Periodic housekeeping: catch up with other writers, recover orphans, expire, schedule.
+
+    `handled` is set once the Tick has been dealt with: the timer sends no new Tick before
+    that, so Ticks cannot pile up in the mailbox (ahead of submits) while each one waits on a
+    locked event log.
+    """
+
+    handled: threading.Event | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -206,6 +206,9 @@ class JobSupervisor(pykka.ThreadingActor):
             log.exception("supervisor could not handle %r; will retry", message)
             if isinstance(message, Done | Failed):
                 self.pending.append(message)
+        finally:
+            if isinstance(message, Tick) and message.handled is not None:
+                message.handled.set()
         return None
 
     def _submit(self, msg: Submit) -> Submitted:
@@ -327,18 +330,28 @@ class JobSupervisor(pykka.ThreadingActor):
                 and state["status"] == JobStatus.COMPLETED.value
                 and state["file_name"] == msg.file_name
             ):
-                files.remove(self.exports_dir / msg.file_name)
+                files.discard(self.exports_dir / msg.file_name)
 
     def _tick(self) -> None:
         self._catch_up()
-        pending, self.pending = self.pending, []
-        for msg in pending:
-            self._finish(msg)
+        self._retry_pending()
         self._recover_orphans()
         if time.monotonic() >= self.next_expiry:
             self.next_expiry = time.monotonic() + self.settings.expiry_interval_seconds
+            self.sweep_stale_files()
             self._expire_due()
         self._schedule()
+
+    def _retry_pending(self) -> None:
+        """Record the outcomes whose append failed before. One that fails again is kept for
+        the next Tick, and does not stop the others (nor the rest of the Tick)."""
+        pending, self.pending = self.pending, []
+        for msg in pending:
+            try:
+                self._finish(msg)
+            except Exception:
+                log.exception("job %s: recording its outcome failed again; will retry", msg.job_id)
+                self.pending.append(msg)
 
     # -- queue and spawning --------------------------------------------------------------
 
@@ -418,10 +431,11 @@ class JobSupervisor(pykka.ThreadingActor):
                 alive[owner] = self.owner.is_alive(owner)
             return alive[owner]
 
+        waiting = {msg.job_id for msg in self.pending}
         for job_id in sorted(self.active, key=lambda j: self.states[j]["created_at"]):
             state = self.states[job_id]
-            if job_id in self.running:
-                continue
+            if job_id in self.running or job_id in waiting:
+                continue  # running here, or finished here with its outcome still to record
             mine = state["owner"] == self.owner.owner_id
             if state["status"] == QUEUED:
                 if mine or not owner_alive(state["owner"]):
@@ -460,9 +474,10 @@ class JobSupervisor(pykka.ThreadingActor):
             except SilverExportError:
                 heapq.heappush(self.expiries, (expires_at, job_id))
                 raise
-            # The event comes first: a crash here leaves a file that sweep_files() removes.
+            # The event comes first: a crash (or a refused unlink) here leaves a file that
+            # the sweeps remove.
             if state["file_name"]:
-                files.remove(self.exports_dir / state["file_name"])
+                files.discard(self.exports_dir / state["file_name"])
             expired.append(job_id)
         return expired
 
@@ -480,7 +495,29 @@ class JobSupervisor(pykka.ThreadingActor):
                 continue
             if state["status"] == JobStatus.COMPLETED.value and path.name == state["file_name"]:
                 continue
-            files.remove(path)
+            files.discard(path)
+
+    def sweep_stale_files(self) -> None:
+        """While running: remove the files of finished jobs that no one needs any more.
+
+        A removal can fail when it is first tried (an unwritable export directory refuses
+        unlinks); this sweep, on the expiry timer, removes them once it can. Only jobs that
+        are over are looked at: a queued or running job may be another process's, whose start
+        this one has not read yet, and its files are that process's business.
+        """
+        try:
+            paths = list(self.exports_dir.iterdir())
+        except OSError as e:
+            log.warning("could not list %s: %s", self.exports_dir, e)
+            return
+        for path in paths:
+            job_id = path.name.split(".", 1)[0]
+            state = self.states.get(job_id)
+            if state is None or state["status"] in (QUEUED, RUNNING) or job_id in self.running:
+                continue  # an attempt cancelled while it runs removes its own part
+            if state["status"] == JobStatus.COMPLETED.value and path.name == state["file_name"]:
+                continue
+            files.discard(path)
 
     def _shutdown(self) -> list[pykka.ActorRef]:
         self.shutting_down = True

@@ -203,7 +203,7 @@ def _open_store(store_path: str | Path) -> Any:
     try:
         return sq.connect(store_path, readonly=True)
     except sqlite3.Error as e:
-        raise StorageError(f"could not open the Silver store {store_path}: {e}") from e
+        raise StorageError(f"could not open the Silver store: {e}") from e
 
 
 def export_to_file(
@@ -254,9 +254,10 @@ def export_to_file(
             raw.flush()
             os.fsync(raw.fileno())
     except OSError as e:
-        raise StorageError(f"could not write the export file {path}: {e.strerror or e}") from e
+        # The message reaches clients in the job document: no server paths in it.
+        raise StorageError(f"could not write the export file: {e.strerror or e}") from e
     except sqlite3.Error as e:
-        raise StorageError(f"could not read the Silver store {store_path}: {e}") from e
+        raise StorageError(f"could not read the Silver store: {e}") from e
     return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated)
 
 
@@ -324,4 +325,4 @@ def iter_wallet_export(
             while batch := cursor.fetchmany(batch_size):
                 yield b"".join([r[0] for r in batch])
     except sqlite3.Error as e:
-        raise StorageError(f"could not read the Silver store {store_path}: {e}") from e
+        raise StorageError(f"could not read the Silver store: {e}") from e
