@@ -13,9 +13,9 @@ import orjson
 import sqlite_utils
 
 from .. import sqlite
-from ..errors import ConcurrencyError, StorageError
+from ..errors import ConcurrencyError, IntegrityError, StorageError
 from ..timeutil import now_text
-from .types import Event, RecordedEvent, decode, encode_data
+from .types import EVENT_TYPES, Event, RecordedEvent, decode, encode_data
 
 GENESIS_HASH = "0" * 64
 APPEND_ONLY_MESSAGE = "events are append-only"
@@ -78,10 +78,24 @@ class EventLog:
     them, so the views in the file never disagree with the log in the file.
     """
 
-    def __init__(self, path: str | Path, *, projector: Projector | None = None):
+    def __init__(
+        self, path: str | Path, *, projector: Projector | None = None, create: bool = True
+    ):
+        """Open (and with `create`, make or repair) the log at `path`.
+
+        `create=False` opens an existing log exactly as it is, for audit and verify: a missing
+        file is an error rather than a new empty log, and a missing guard stays missing for
+        verify to report instead of being quietly put back.
+        """
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StorageError(f"no event log at {self.path}")
         self.db = sqlite.connect(self.path)
-        self.db.executescript(_SCHEMA)
+        if create:
+            self.db.executescript(_SCHEMA)
+        elif not self.db["events"].exists():
+            self.db.close()
+            raise StorageError(f"{self.path} holds no event log (no events table)")
         self.projector = projector
 
     def close(self) -> None:
@@ -101,14 +115,16 @@ class EventLog:
         """
         if not appends:
             return []
-        recorded_at = now_text()
         conn = self.db.conn
         try:
             with sqlite.immediate(self.db):
                 last = conn.execute(
-                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+                    "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
-                seq, prev = last if last else (0, GENESIS_HASH)
+                seq, prev, last_at = last if last else (0, GENESIS_HASH, "")
+                # Stamped under the write lock, and never before the previous event (a clock
+                # stepping back cannot reorder time), so the log as of a time is a prefix.
+                recorded_at = max(now_text(), last_at)
                 versions = self._current_versions(list({a.stream_id: None for a in appends}))
                 rows: list[tuple] = []
                 recorded: list[RecordedEvent] = []
@@ -121,6 +137,8 @@ class EventLog:
                             f"not {item.expected_version}"
                         )
                     for event in item.events:
+                        if EVENT_TYPES.get(event.type) is not type(event):
+                            raise IntegrityError(f"{event!r} is not an event type of the log")
                         seq += 1
                         version += 1
                         type_ = event.type
@@ -187,6 +205,13 @@ class EventLog:
             db, after_seq, stream_id=stream_id, upto_seq=upto_seq
         ):
             yield RecordedEvent(seq, sid, version, decode(type_, data), recorded_at, hash_)
+
+    def stream_ids(self) -> Iterator[str]:
+        """Every stream, in the order of its first event."""
+        cursor = self.db.conn.execute("SELECT stream_id FROM events WHERE version = 1 ORDER BY seq")
+        while rows := cursor.fetchmany(2000):
+            for (stream_id,) in rows:
+                yield stream_id
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import orjson
@@ -93,11 +93,21 @@ EVENT_TYPES: dict[str, type[Event]] = {
 _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
     cls: tuple(sorted(f.name for f in fields(cls))) for cls in EVENT_TYPES.values()
 }
+_ALLOWED = {cls.type: frozenset(names) for cls, names in _FIELD_NAMES.items()}
+_REQUIRED = {
+    cls.type: frozenset(f.name for f in fields(cls) if f.default is MISSING)
+    for cls in EVENT_TYPES.values()
+}
+_DEFAULTS = {
+    cls.type: {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    for cls in EVENT_TYPES.values()
+}
 
 
 def data_of(event: Event) -> dict[str, Any]:
     """An event's fields as a dict, shallow (no deep copy as `asdict` makes)."""
-    return {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
+    names = _FIELD_NAMES.get(type(event)) or [f.name for f in fields(event)]
+    return {name: getattr(event, name) for name in names}
 
 
 def encode_data(event: Event) -> bytes:
@@ -105,19 +115,39 @@ def encode_data(event: Event) -> bytes:
     return orjson.dumps(data_of(event), option=orjson.OPT_SORT_KEYS)
 
 
-def decode(type_name: str, data: dict[str, Any] | str | bytes) -> Event:
-    """Turn a stored (type, data) pair back into its event; unknown types are an error.
+def decode_data(type_name: str, data: str | bytes) -> dict[str, Any]:
+    """Stored data as a checked dict of every field of its type (defaults filled in).
 
-    The dataclass constructor itself refuses missing and unknown fields.
+    The same checks as building the event, without building it: replaying a long log folds
+    these dicts directly. Unknown types, unknown fields and missing fields are errors.
     """
+    allowed = _ALLOWED.get(type_name)
+    if allowed is None:
+        raise IntegrityError(f"unknown event type {type_name!r} in the log")
+    try:
+        fields_ = orjson.loads(data)
+        keys = fields_.keys()
+    except orjson.JSONDecodeError as e:
+        raise IntegrityError(f"event {type_name} data is not JSON: {e}") from e
+    except AttributeError:
+        raise IntegrityError(f"event {type_name} data is not a JSON object") from None
+    if keys == allowed:  # the usual case, one set comparison
+        return fields_
+    if not keys <= allowed:
+        raise IntegrityError(f"event {type_name} has unknown fields {sorted(keys - allowed)}")
+    if not _REQUIRED[type_name] <= keys:
+        missing = sorted(_REQUIRED[type_name] - keys)
+        raise IntegrityError(f"event {type_name} lacks fields {missing}")
+    return {**_DEFAULTS[type_name], **fields_}  # written before a field with a default existed
+
+
+def decode(type_name: str, data: dict[str, Any] | str | bytes) -> Event:
+    """Turn a stored (type, data) pair back into its event; unknown types are an error."""
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
         raise IntegrityError(f"unknown event type {type_name!r} in the log")
     if not isinstance(data, dict):
-        try:
-            data = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise IntegrityError(f"event {type_name} data is not JSON: {e}") from e
+        data = decode_data(type_name, data)
     try:
         return cls(**data)
     except TypeError as e:

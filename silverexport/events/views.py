@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -17,7 +18,6 @@ from .. import sqlite
 from ..errors import IntegrityError
 from ..model import Compression, ExportFormat, JobStatus, JobView
 from .types import (
-    Event,
     JobCancelled,
     JobCompleted,
     JobExpired,
@@ -26,14 +26,17 @@ from .types import (
     JobRequested,
     JobStarted,
     RecordedEvent,
-    decode,
+    data_of,
+    decode_data,
 )
 
 State = dict[str, Any]
+Data = dict[str, Any]
 Progress = Callable[[int], None]
 JOBS_TABLE = "jobs"
 CHECKPOINT_TABLE = "view_checkpoint"
 CHECKPOINT_NAME = "jobs"
+CATCH_UP_CHUNK = 5_000  # events applied per step of a catch-up
 
 # Column order of the persisted view; a state dict has exactly these keys.
 COLUMNS: dict[str, type] = {
@@ -52,6 +55,7 @@ COLUMNS: dict[str, type] = {
     "truncated": int,
     "error": str,
     "created_at": str,
+    "created_seq": int,
     "started_at": str,
     "finished_at": str,
     "expires_at": str,
@@ -69,26 +73,38 @@ _SELECT = f"SELECT {_QUOTED} FROM {JOBS_TABLE}"
 _INSERT = f"INSERT INTO {JOBS_TABLE} ({_QUOTED}) VALUES ({', '.join('?' * len(_COLS))})"
 _SQL_TYPES = {str: "TEXT", int: "INTEGER"}
 _NOT_NULL = {"job_id", "tenant", "status", "version", "last_seq"}
+# The rowid is the seq of the job's JobRequested: rows are stored in creation order, which lists
+# jobs newest first without an index and lets a rebuild append its rows in order.
+_ROWID = "created_seq"
 _CREATE_JOBS = (
     f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
     + ", ".join(
-        f'"{c}" {_SQL_TYPES[t]}{" NOT NULL" if c in _NOT_NULL else ""}' for c, t in COLUMNS.items()
+        f'"{c}" {_SQL_TYPES[t]}{" NOT NULL" if c in _NOT_NULL else ""}'
+        + (" PRIMARY KEY" if c == _ROWID else "")
+        for c, t in COLUMNS.items()
     )
-    + ", PRIMARY KEY (job_id))"
+    + ")"
 )
+_SHAPE = tuple((c, int(c == _ROWID)) for c in COLUMNS)  # (name, pk) as PRAGMA table_info says
 _CREATE_CHECKPOINT = (
     f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
 )
 _CREATE_INDEXES = (
-    f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_at)",
+    f"CREATE UNIQUE INDEX IF NOT EXISTS jobs_job_id ON {JOBS_TABLE} (job_id)",
+    f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_seq)",
     f"CREATE INDEX IF NOT EXISTS jobs_status ON {JOBS_TABLE} (status)",
     # The database refuses a second job with one tenant's idempotency key, even from another
     # process racing this one.
     f"CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON {JOBS_TABLE} "
     "(tenant, idempotency_key) WHERE idempotency_key IS NOT NULL",
 )
+# Set by JobRequested and never changed after: an update leaves them, and their indexes, alone.
+_FIXED = frozenset(
+    {"job_id", "tenant", "dataset", "format", "compression", "filters", "limit", "created_at"}
+    | {"created_seq", "idempotency_key", "request_digest", "max_records"}
+)
 _UPSERT = f"{_INSERT} ON CONFLICT(job_id) DO UPDATE SET " + ", ".join(
-    f'"{c}" = excluded."{c}"' for c in _COLS if c != "job_id"
+    f'"{c}" = excluded."{c}"' for c in _COLS if c not in _FIXED
 )
 _QUEUED, _RUNNING, _COMPLETED, _FAILED, _CANCELLED, _EXPIRED = (
     s.value
@@ -111,87 +127,124 @@ def fold(state: State | None, rec: RecordedEvent) -> State:
         rec.seq,
         rec.version,
         rec.recorded_at,
-        rec.event,
+        rec.event.type,
+        data_of(rec.event),
     )
 
 
-def _step(state: State | None, job_id: str, seq: int, version: int, at: str, e: Event) -> State:
-    """What every event does to a job, one branch per type. Updates `state` in place.
+def _step(
+    state: State | None, job_id: str, seq: int, version: int, at: str, type_: str, e: Data
+) -> State:
+    """Apply one event to a job's state, in place; a JobRequested makes the state.
 
-    Only `fold` (on a copy) and `replay` (on states it alone holds) call this, which keeps
-    `fold` pure while letting rebuild skip a copy per event.
+    `e` holds the event's fields (`data_of(event)`, or `decode_data` straight from the log).
+    Only `fold` (on a copy) and `replay` (on states no one else sees yet) call this: `fold`
+    stays pure, and replaying a long log skips building an event and a state copy per row.
     """
     if state is None:
-        if not isinstance(e, JobRequested):
-            raise IntegrityError(f"seq {seq}: {e.type} for unknown job {job_id}")
-        state = {
-            "job_id": job_id,
-            "tenant": e.tenant,
-            "dataset": e.dataset,
-            "format": e.format,
-            "compression": e.compression,
-            "filters": orjson.dumps(e.filters).decode(),
-            "limit": e.limit,
-            "status": _QUEUED,
-            "attempts": 0,
-            "rows": 0,
-            "bytes": None,
-            "sha256": None,
-            "truncated": False,
-            "error": None,
-            "created_at": at,
-            "started_at": None,
-            "finished_at": None,
-            "expires_at": None,
-            "file_name": None,
-            "idempotency_key": e.idempotency_key,
-            "request_digest": e.request_digest,
-            "owner": e.accepted_by,
-            "max_records": e.max_records,
-        }
+        if type_ != _REQUESTED:
+            raise IntegrityError(f"seq {seq}: {type_} for unknown job {job_id}")
+        state = _new_job(job_id, e, at, seq)
     else:
-        match e:
-            case JobProgressed():
-                state["rows"] = e.rows
-            case JobStarted():
-                state["status"] = _RUNNING
-                state["attempts"] = e.attempt
-                state["started_at"] = at
-                state["rows"] = 0
-                state["owner"] = e.owner
-            case JobCompleted():
-                state["status"] = _COMPLETED
-                state["rows"] = e.rows
-                state["bytes"] = e.bytes
-                state["sha256"] = e.sha256
-                state["truncated"] = e.truncated
-                state["file_name"] = e.file_name
-                state["finished_at"] = at
-                state["expires_at"] = e.expires_at
-                state["error"] = None
-            case JobFailed():
-                state["error"] = e.error
-                state["attempts"] = max(state["attempts"], e.attempt)
-                if e.will_retry:
-                    state["status"] = _QUEUED
-                    state["rows"] = 0
-                else:
-                    state["status"] = _FAILED
-                    state["finished_at"] = at
-                    state["expires_at"] = e.expires_at
-            case JobCancelled():
-                state["status"] = _CANCELLED
-                state["finished_at"] = at
-                state["expires_at"] = e.expires_at
-            case JobExpired():
-                state["status"] = _EXPIRED
-            case JobRequested():
-                raise IntegrityError(f"seq {seq}: job {job_id} was requested twice")
-            case _:  # pragma: no cover - decode() already refuses unknown types
-                raise IntegrityError(f"seq {seq}: no fold for {e.type}")
+        apply = _APPLY.get(type_)
+        if apply is None:
+            raise IntegrityError(f"seq {seq}: job {job_id} cannot take {type_} (requested twice?)")
+        apply(state, e, at)
     state["version"] = version
     state["last_seq"] = seq
     return state
+
+
+# -- one function per event type: what it does to a job ----------------------------------------
+
+
+def _new_job(job_id: str, e: Data, at: str, seq: int) -> State:
+    return {
+        "job_id": job_id,
+        "tenant": e["tenant"],
+        "dataset": e["dataset"],
+        "format": e["format"],
+        "compression": e["compression"],
+        # sorted like the stored event, so a replay gives back the very same text
+        "filters": orjson.dumps(e["filters"], option=orjson.OPT_SORT_KEYS).decode(),
+        "limit": e["limit"],
+        "status": _QUEUED,
+        "attempts": 0,
+        "rows": 0,
+        "bytes": None,
+        "sha256": None,
+        "truncated": False,
+        "error": None,
+        "created_at": at,
+        "created_seq": seq,  # a stable, unique order for listing newest first
+        "started_at": None,
+        "finished_at": None,
+        "expires_at": None,
+        "file_name": None,
+        "idempotency_key": e["idempotency_key"],
+        "request_digest": e["request_digest"],
+        "owner": e["accepted_by"],
+        "max_records": e["max_records"],
+        "version": 0,
+        "last_seq": 0,
+    }
+
+
+def _started(state: State, e: Data, at: str) -> None:
+    state["status"] = _RUNNING
+    state["attempts"] = e["attempt"]
+    state["started_at"] = at
+    state["rows"] = 0
+    state["owner"] = e["owner"]
+
+
+def _progressed(state: State, e: Data, at: str) -> None:
+    state["rows"] = e["rows"]
+
+
+def _completed(state: State, e: Data, at: str) -> None:
+    state["status"] = _COMPLETED
+    state["rows"] = e["rows"]
+    state["bytes"] = e["bytes"]
+    state["sha256"] = e["sha256"]
+    state["truncated"] = e["truncated"]
+    state["file_name"] = e["file_name"]
+    state["finished_at"] = at
+    state["expires_at"] = e["expires_at"]
+    state["error"] = None
+
+
+def _failed(state: State, e: Data, at: str) -> None:
+    state["error"] = e["error"]
+    state["attempts"] = max(state["attempts"], e["attempt"])
+    if e["will_retry"]:
+        state["status"] = _QUEUED
+        state["rows"] = 0
+    else:
+        state["status"] = _FAILED
+        state["finished_at"] = at
+        state["expires_at"] = e["expires_at"]
+
+
+def _cancelled(state: State, e: Data, at: str) -> None:
+    state["status"] = _CANCELLED
+    state["finished_at"] = at
+    state["expires_at"] = e["expires_at"]
+
+
+def _expired(state: State, e: Data, at: str) -> None:
+    state["status"] = _EXPIRED
+
+
+_REQUESTED = JobRequested.type
+_APPLY: dict[str, Callable[[State, Data, str], None]] = {
+    JobStarted.type: _started,
+    JobProgressed.type: _progressed,
+    JobCompleted.type: _completed,
+    JobFailed.type: _failed,
+    JobCancelled.type: _cancelled,
+    JobExpired.type: _expired,
+}
 
 
 def fold_all(states: dict[str, State], records: Iterable[RecordedEvent]) -> int:
@@ -206,19 +259,18 @@ def fold_all(states: dict[str, State], records: Iterable[RecordedEvent]) -> int:
 def replay(
     batches: Iterable[list[tuple]], progress: Progress | None = None
 ) -> tuple[dict[str, State], int, int]:
-    """Fold stored rows from nothing; return (states, last seq, count).
+    """Fold stored rows from nothing; return (states, last seq, count). The rebuild path.
 
-    `batches` are lists of rows as `iter_batches(with_hash=False)` yields them.
-
-    The rebuild path: the same `_step` as `fold`, minus a RecordedEvent and a state copy per
-    event, since nobody else sees these states until they are complete.
+    `batches` are lists of rows as `iter_batches(with_hash=False)` yields them; each row goes
+    through the same `_step` as `fold`, as the checked field dict `decode_data` makes of it.
     """
     states: dict[str, State] = {}
     get = states.get
     last = count = 0
     for rows in batches:
         for last, job_id, version, type_, data, at in rows:
-            states[job_id] = _step(get(job_id), job_id, last, version, at, decode(type_, data))
+            e = decode_data(type_, data)
+            states[job_id] = _step(get(job_id), job_id, last, version, at, type_, e)
         count += len(rows)
         if progress is not None:
             progress(count)
@@ -226,7 +278,8 @@ def replay(
 
 
 def fresh_states(records: Iterable[RecordedEvent]) -> tuple[dict[str, State], int]:
-    """Fold a whole log from nothing: what rebuild and verify compare the tables against."""
+    """Fold decoded events from nothing: what verify compares the tables against, and audit's
+    state as of a point."""
     states: dict[str, State] = {}
     last = fold_all(states, records)
     return states, last
@@ -284,16 +337,18 @@ class ViewTables:
     transaction it belongs to (the append's, when called as the log's projector).
     """
 
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: sqlite_utils.Database, *, create: bool = True):
+        """With `create=False` the tables are used as found (verify reports what is wrong)."""
         self.db = db
-        with sqlite.immediate(db):
-            self.ensure_schema()
+        if create:
+            with sqlite.immediate(db):
+                self.ensure_schema()
 
     def ensure_schema(self, *, indexes: bool = True) -> None:
         """Create the tables; views of an older shape are dropped, to be caught up from seq 0."""
         db = self.db
-        have = tuple(row[1] for row in db.execute(f"PRAGMA table_info({JOBS_TABLE})"))
-        if have and have != _COLS:
+        have = tuple((r[1], r[5]) for r in db.execute(f"PRAGMA table_info({JOBS_TABLE})"))
+        if have and have != _SHAPE:
             self.drop()
         db.execute(_CREATE_JOBS)
         db.execute(_CREATE_CHECKPOINT)
@@ -340,11 +395,19 @@ class ViewTables:
             # Someone appended without these views (or they were dropped): catch up first.
             from .log import EventLog  # local: log imports nothing of views
 
-            self._apply(db, EventLog.read_from(db, checkpoint, upto_seq=first - 1))
+            self._apply_all(db, EventLog.read_from(db, checkpoint, upto_seq=first - 1))
         self._apply(db, recorded)
 
-    def _apply(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> None:
-        records = list(records)
+    def _apply_all(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> int:
+        """Apply a stream of events in chunks, so that catching up on a long log stays small."""
+        records = iter(records)
+        count = 0
+        while chunk := list(islice(records, CATCH_UP_CHUNK)):
+            self._apply(db, chunk)
+            count += len(chunk)
+        return count
+
+    def _apply(self, db: sqlite_utils.Database, records: list[RecordedEvent]) -> None:
         if not records:
             return
         touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
@@ -364,9 +427,7 @@ class ViewTables:
     def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
         """Apply whatever the log holds after the checkpoint; return how many events."""
         with sqlite.immediate(self.db):
-            records = list(read(self.checkpoint()))
-            self._apply(self.db, records)
-        return len(records)
+            return self._apply_all(self.db, read(self.checkpoint()))
 
     def replace_all(
         self, states: dict[str, State], last_seq: int, *, in_transaction: bool = False
