@@ -7,6 +7,9 @@ from enum import StrEnum
 from typing import Any
 
 
+FILTER_KEYS = ("target_id", "network", "from", "to")
+
+
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
@@ -113,7 +116,7 @@ class JobView:
             "dataset": self.dataset,
             "format": self.format.value,
             "compression": self.compression.value if self.compression else None,
-            "filters": dict(self.filters),
+            "filters": {key: self.filters.get(key) for key in FILTER_KEYS},
             "limit": self.limit,
             "status": self.status.value,
             "attempts": self.attempts,

@@ -15,6 +15,14 @@ from silverexport.silver.writers import export_to_file
 
 STALL = threading.Event()  # never set: the writer waits here until the process is killed
 PARENT = os.getppid()
+_OUT = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line per write: the actor and main threads both report."""
+    with _OUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def stall() -> None:
@@ -26,7 +34,7 @@ def stall() -> None:
 
 def stalling_writer(*args, on_progress=None, **kwargs):
     def progress(rows: int) -> None:
-        print(f"MIDWAY {rows}", flush=True)
+        say(f"MIDWAY {rows}")
         stall()
 
     return export_to_file(*args, on_progress=progress, batch_size=10, **kwargs)
@@ -45,8 +53,8 @@ def main() -> None:
             job = system.submit(
                 ExportRequest(dataset="token_transfers", format=fmt, target_id="t1")
             )
-            print(f"ACCEPTED {job.job_id}", flush=True)
-    print("READY", flush=True)
+            say(f"ACCEPTED {job.job_id}")
+    say("READY")
     stall()
 
 
