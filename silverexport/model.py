@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
 FILTER_KEYS = ("target_id", "network", "from", "to")
 
 

@@ -1,0 +1,58 @@
+"""make_app(system): the aiohttp application of SPEC §5. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from ..system import ExportSystem
+from . import jobs
+from .auth import API_KEYS, ApiKeys, auth_middleware
+from .bridge import EXECUTORS, Executors, executors_ctx
+from .common import JSON, SYSTEM
+from .errors import error_middleware
+from .openapi import openapi_document
+from .wallet import wallet_export
+
+OPENAPI_JSON = web.AppKey("openapi_json", bytes)
+_HEALTHY = orjson.dumps({"status": "ok"})
+
+
+def make_app(system: ExportSystem) -> web.Application:
+    """The HTTP front end of a running system; the caller opens and closes the system."""
+    settings = system.settings
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SYSTEM] = system
+    app[API_KEYS] = ApiKeys.parse(settings.api_keys)
+    app[EXECUTORS] = Executors()
+    app[OPENAPI_JSON] = orjson.dumps(openapi_document(settings))
+    app.cleanup_ctx.append(executors_ctx)
+    _add_routes(app.router)
+    return app
+
+
+def _add_routes(router: web.UrlDispatcher) -> None:
+    # Fixed paths are resolved before the templated legacy route `/v1/export/{wallet}`,
+    # and /v1/export/dataset answers every other method itself (405, Allow: POST).
+    router.add_get("/healthz", healthz)
+    router.add_get("/v1/openapi.json", openapi)
+    dataset = router.add_resource("/v1/export/dataset")
+    dataset.add_route("POST", jobs.create_job)
+    dataset.add_route("*", jobs.dataset_not_a_wallet)
+    router.add_get("/v1/export/jobs", jobs.list_jobs)
+    router.add_get("/v1/export/jobs/{job_id}", jobs.get_job)
+    router.add_delete("/v1/export/jobs/{job_id}", jobs.cancel_job)
+    router.add_get("/v1/export/jobs/{job_id}/download", jobs.download)
+    router.add_get("/v1/export/jobs/{job_id}/events", jobs.job_events)
+    router.add_get("/v1/export/{wallet}", wallet_export)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(body=_HEALTHY, content_type=JSON)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_JSON], content_type=JSON)

@@ -1,0 +1,94 @@
+"""Bearer keys and tenants: `SILVEREXPORT_API_KEYS` is a comma-separated `tenant:key` list."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from ..errors import ValidationError
+from .errors import HTTPError
+
+PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
+REALM = 'Bearer realm="silverexport"'
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeys:
+    """The configured keys; `tenant_for` compares in constant time against every key."""
+
+    entries: tuple[tuple[bytes, str], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> ApiKeys:
+        entries: dict[bytes, str] = {}
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            tenant, sep, key = item.partition(":")
+            tenant, key = tenant.strip(), key.strip()
+            if not sep or not tenant or not key:
+                raise ValidationError(
+                    "SILVEREXPORT_API_KEYS must be a comma-separated list of tenant:key pairs"
+                )
+            secret = key.encode()
+            if entries.get(secret, tenant) != tenant:
+                raise ValidationError("SILVEREXPORT_API_KEYS gives one key to two tenants")
+            entries[secret] = tenant
+        return cls(tuple(entries.items()))
+
+    def tenant_for(self, presented: str) -> str | None:
+        """The key's tenant, or None. Every key is compared, so timing tells nothing."""
+        candidate = presented.encode("utf-8", "surrogateescape")
+        found = None
+        for secret, tenant in self.entries:
+            if hmac.compare_digest(candidate, secret) and found is None:
+                found = tenant
+        return found
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def needs_auth(path: str) -> bool:
+    """SPEC §5: every /v1 route except the OpenAPI document."""
+    return path.startswith("/v1/") and path not in PUBLIC_PATHS
+
+
+API_KEYS = web.AppKey("api_keys", ApiKeys)
+TENANT = web.RequestKey("tenant", str)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the tenant before any handler runs; handlers read it as request[TENANT]."""
+    if needs_auth(request.path):
+        token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+        if token is None:
+            raise HTTPError(
+                401,
+                "unauthorized",
+                "this route needs an Authorization: Bearer <key> header",
+                headers={hdrs.WWW_AUTHENTICATE: REALM},
+            )
+        tenant = request.app[API_KEYS].tenant_for(token)
+        if tenant is None:
+            raise HTTPError(
+                401,
+                "unauthorized",
+                "the API key is not valid",
+                headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="invalid_token"'},
+            )
+        request[TENANT] = tenant
+    return await handler(request)
