@@ -126,7 +126,7 @@ class JobSupervisor(pykka.ThreadingActor):
         for state in self.views.load_all().values():
             self._track(state)
         self._recover_orphans()
-        self.sweep_files()
+        self.sweep_stale_files()
 
     def _track(self, state: State) -> None:
         job_id = state["job_id"]
@@ -481,24 +481,10 @@ class JobSupervisor(pykka.ThreadingActor):
             expired.append(job_id)
         return expired
 
-    def sweep_files(self) -> None:
-        """Remove files no job needs: parts of dead attempts, files of finished-and-gone jobs.
-
-        A job running here, or in another live process, keeps everything it has.
-        """
-        for path in self.exports_dir.iterdir():
-            job_id = path.name.split(".", 1)[0]
-            state = self.states.get(job_id)
-            if state is None or job_id in self.running:
-                continue  # unknown here (perhaps not caught up yet) or in use
-            if state["status"] == RUNNING and self.owner.is_alive(state["owner"]):
-                continue
-            if state["status"] == JobStatus.COMPLETED.value and path.name == state["file_name"]:
-                continue
-            files.discard(path)
-
     def sweep_stale_files(self) -> None:
-        """While running: remove the files of finished jobs that no one needs any more.
+        """Remove the files of finished jobs that no one needs any more (parts of dead
+        attempts, files of failed, cancelled and expired jobs). Runs at start and on the
+        expiry timer.
 
         A removal can fail when it is first tried (an unwritable export directory refuses
         unlinks); this sweep, on the expiry timer, removes them once it can. Only jobs that
