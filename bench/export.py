@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import resource
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from transfers import START_MS, STEP_MS, transfer_rows  # noqa: E402
 
 from silverexport.silver.catalog import get_dataset  # noqa: E402
 from silverexport.silver.store import SilverStore  # noqa: E402
@@ -32,31 +33,8 @@ from silverexport.silver.writers import Filters, export_to_file  # noqa: E402
 from silverexport.timeutil import normalize_time  # noqa: E402
 
 DATASET = "token_transfers"
-START_MS = 1_700_000_000_000
-STEP_MS = 1_500
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 SQLITE_UTILS = str(Path(sys.executable).parent / "sqlite-utils")
-
-
-def synthetic_rows(n: int, seed: int = 1) -> Iterator[dict]:
-    """Plausible transfers: 10 targets, 3 networks, increasing times, varied decimals."""
-    rnd = random.Random(seed)
-    symbols = ["USDC", "WETH", "PEPE", None, 'Quote "Q", Inc.', "Ünïcode ✓"]
-    for i in range(n):
-        yield {
-            "target_id": f"t{rnd.randrange(10)}",
-            "network": rnd.choice(("ethereum", "arbitrum", "base")),
-            "block_number": 18_000_000 + i // 4,
-            "block_time": START_MS + i * STEP_MS,
-            "tx_hash": f"0x{rnd.getrandbits(256):064x}",
-            "log_index": rnd.randrange(300),
-            "token_address": f"0x{rnd.getrandbits(160):040x}",
-            "token_symbol": rnd.choice(symbols),
-            "from_address": f"0x{rnd.getrandbits(160):040X}",
-            "to_address": f"0x{rnd.getrandbits(160):040x}",
-            "amount": f"{rnd.getrandbits(rnd.choice((8, 40, 90)))}.{rnd.randrange(10**6):06d}",
-            "direction": rnd.choice(("in", "out", None)),
-        }
 
 
 def build(rows: int) -> Path:
@@ -71,7 +49,7 @@ def build(rows: int) -> Path:
     print(f"building {rows:,} rows in {path} (cached for later runs) ...", flush=True)
     t0 = time.perf_counter()
     with SilverStore(path) as store:
-        store.ingest(DATASET, synthetic_rows(rows))
+        store.ingest(DATASET, transfer_rows(rows))
     print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
     return path
 

@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from transfers import transfer_rows  # noqa: E402
+
 from silverexport import ExportRequest, ExportSystem, JobStatus, JobView  # noqa: E402
 from silverexport.model import ExportFormat  # noqa: E402
 from silverexport.silver.catalog import DATASETS, ColumnKind, Dataset  # noqa: E402
@@ -53,7 +55,6 @@ WORK = HERE / ".work"
 BIG_DATASET = "token_transfers"
 START_MS = 1_700_000_000_000
 SMALL_STEP_MS = 60_000
-BIG_STEP_MS = 1_500
 SMALL_ROWS_PER_DATASET = 1_200  # 10 targets x 2 networks: 60 rows per (target, network)
 TARGETS = 10
 NETWORKS = ("ethereum", "arbitrum")
@@ -98,27 +99,6 @@ def small_rows(ds: Dataset, n: int) -> Iterator[dict[str, Any]]:
         yield row
 
 
-def big_rows(n: int, start: int = 0, seed: int = 1) -> Iterator[dict[str, Any]]:
-    """Plausible transfers: 10 targets, 3 networks, increasing times, varied decimals."""
-    rnd = random.Random(seed * 1_000_003 + start)
-    symbols = ["USDC", "WETH", "PEPE", None, 'Quote "Q", Inc.', "Ünïcode ✓"]
-    for i in range(start, start + n):
-        yield {
-            "target_id": f"t{rnd.randrange(10)}",
-            "network": rnd.choice(("ethereum", "arbitrum", "base")),
-            "block_number": 18_000_000 + i // 4,
-            "block_time": START_MS + i * BIG_STEP_MS,
-            "tx_hash": f"0x{rnd.getrandbits(256):064x}",
-            "log_index": rnd.randrange(300),
-            "token_address": f"0x{rnd.getrandbits(160):040x}",
-            "token_symbol": rnd.choice(symbols),
-            "from_address": f"0x{rnd.getrandbits(160):040X}",
-            "to_address": f"0x{rnd.getrandbits(160):040x}",
-            "amount": f"{rnd.getrandbits(rnd.choice((8, 40, 90)))}.{rnd.randrange(10**6):06d}",
-            "direction": rnd.choice(("in", "out", None)),
-        }
-
-
 def build_big(rows: int) -> Path:
     """The cached Silver DB of `rows` transfers; built (in 50k-row transactions) if missing."""
     WORK.mkdir(exist_ok=True)
@@ -136,7 +116,7 @@ def build_big(rows: int) -> Path:
     t0 = time.perf_counter()
     with SilverStore(tmp) as store:
         for start in range(0, rows, CHUNK):
-            store.ingest(BIG_DATASET, big_rows(min(CHUNK, rows - start), start))
+            store.ingest(BIG_DATASET, transfer_rows(min(CHUNK, rows - start), start))
     elapsed = time.perf_counter() - t0
     os.replace(tmp, path)
     print(

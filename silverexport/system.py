@@ -248,8 +248,6 @@ class ExportSystem:
         cursor: str | None = None,
     ) -> tuple[list[JobView], str | None]:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
-        if not 1 <= limit <= LIST_MAX:
-            raise ValidationError(f'"limit" must be between 1 and {LIST_MAX}', field="limit")
         return query_jobs(
             self._reader(),
             tenant=tenant,
@@ -308,7 +306,7 @@ def query_jobs(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[JobView], str | None]:
-    """One page of the jobs view, newest first, keyset-paginated by (created_at, job_id)."""
+    """One page of the jobs view, newest first, keyset-paginated by the JobRequested seq."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIST_MAX:
         raise ValidationError(f'"limit" must be between 1 and {LIST_MAX}', field="limit")
     where, params = [], []
