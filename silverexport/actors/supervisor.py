@@ -237,12 +237,32 @@ class JobSupervisor(pykka.ThreadingActor):
                 max_records=self.settings.max_records,
                 accepted_by=self.owner.owner_id,
             )
+            # With a slot free and nobody waiting, the job starts in the same commit as its
+            # request: one fsync fewer per job, and no trip through the queue.
+            start_now = (
+                self.run_jobs
+                and not self.shutting_down
+                and not self.queue
+                and self.slots.try_acquire(Side.EXPORT)
+            )
+            events: list[Event] = [event]
+            if start_now:
+                events.append(JobStarted(attempt=1, owner=self.owner.owner_id))
             try:
-                state = self._append(job_id, event)
+                state = self._append(job_id, *events)
             except ConcurrencyError:
+                if start_now:
+                    self.slots.release(Side.EXPORT)
                 continue  # most likely a racing submit with the same key: look again
-            self._enqueue(job_id)
-            self._schedule()
+            except BaseException:
+                if start_now:
+                    self.slots.release(Side.EXPORT)
+                raise
+            if start_now:
+                self._spawn_safely(state)
+            else:
+                self._enqueue(job_id)
+                self._schedule()
             return Submitted(to_view(state), created=True)
         raise ConflictError("the job could not be recorded; please retry")
 
@@ -402,6 +422,21 @@ class JobSupervisor(pykka.ThreadingActor):
             state = self._append(job_id, JobStarted(attempt=attempt, owner=self.owner.owner_id))
         except ConcurrencyError:
             return False  # someone else started or cancelled it first
+        self._spawn(state)
+        return True
+
+    def _spawn_safely(self, state: State) -> None:
+        """Spawn for a job already recorded as started; if that fails, the start stays in the
+        log without an actor, and the next Tick recovers it as an interrupted attempt."""
+        try:
+            self._spawn(state)
+        except Exception:
+            log.exception("could not start the export actor of job %s", state["job_id"])
+            self.slots.release(Side.EXPORT)
+
+    def _spawn(self, state: State) -> None:
+        """One ExportActor for the attempt the log just recorded as started."""
+        job_id, attempt = state["job_id"], state["attempts"]
         cancel = threading.Event()
         ref = ExportActor.start(
             supervisor=self.actor_ref,
@@ -416,7 +451,6 @@ class JobSupervisor(pykka.ThreadingActor):
         )
         self.running[job_id] = _Running(ref, attempt, cancel)
         ref.tell(Run())
-        return True
 
     # -- crash recovery and retention ----------------------------------------------------
 
