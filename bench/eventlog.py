@@ -64,7 +64,7 @@ def lifecycle(n: int) -> list[Event]:
             sha256=f"{n:064x}",
             truncated=True,
             file_name=f"token_transfers-{n:032x}.csv",
-            expires_at="2026-11-30T00:00:00.000Z",
+            retention_seconds=86_400.0,
         ),
         JobExpired(file_deleted=True),
     ]

@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `silverexport audit | head`: the reader left; say nothing more, like other tools.
+        sys.stdout = None  # nothing left to flush at exit
+        return 0
 
 
 if __name__ == "__main__":

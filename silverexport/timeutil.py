@@ -74,5 +74,15 @@ def normalize_time(value: object) -> str:
     )
 
 
+def expiry(finished_at: str, retention_seconds: float | None) -> str | None:
+    """Finish time + retention, exactly, in canonical form (capped at the end of year 9999)."""
+    if retention_seconds is None:
+        return None
+    try:
+        return format_time(parse_canonical(finished_at) + timedelta(seconds=retention_seconds))
+    except OverflowError:
+        return "9999-12-31T23:59:59.999Z"
+
+
 def parse_canonical(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -16,7 +16,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from ..events.types import (
 )
 from ..events.views import State, ViewTables, fold, to_view
 from ..model import JobStatus, JobView
-from ..timeutil import format_time, now_text
+from ..timeutil import now_text
 from ..validation import check_request
 from . import files
 from .exporter import ExportActor, ExportFn
@@ -114,7 +113,7 @@ class JobSupervisor(pykka.ThreadingActor):
         self.running: dict[str, _Running] = {}
         self.pending: list[Any] = []  # outcomes whose append failed; retried on Tick
         self.shutting_down = False
-        self.next_expiry = 0.0
+        self.next_sweep = 0.0
         self._load()
 
     # -- state ---------------------------------------------------------------------------
@@ -126,7 +125,8 @@ class JobSupervisor(pykka.ThreadingActor):
         for state in self.views.load_all().values():
             self._track(state)
         self._recover_orphans()
-        self.sweep_stale_files()
+        if self.run_jobs:
+            self.sweep_stale_files()
 
     def _track(self, state: State) -> None:
         job_id = state["job_id"]
@@ -171,8 +171,8 @@ class JobSupervisor(pykka.ThreadingActor):
             self._apply(records)
         return self.states[job_id]
 
-    def _expires_at(self) -> str:
-        return format_time(datetime.now(UTC) + timedelta(seconds=self.settings.job_ttl_seconds))
+    def _retention(self) -> float:
+        return float(self.settings.job_ttl_seconds)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -290,7 +290,9 @@ class JobSupervisor(pykka.ThreadingActor):
             try:
                 state = self._append(
                     msg.job_id,
-                    JobCancelled(reason="cancelled by request", expires_at=self._expires_at()),
+                    JobCancelled(
+                        reason="cancelled by request", retention_seconds=self._retention()
+                    ),
                 )
             except ConcurrencyError:
                 continue
@@ -325,7 +327,7 @@ class JobSupervisor(pykka.ThreadingActor):
                 sha256=msg.sha256,
                 truncated=msg.truncated,
                 file_name=msg.file_name,
-                expires_at=self._expires_at(),
+                retention_seconds=self._retention(),
             )
         elif msg.cancelled:
             return  # JobCancelled is already in the log; the actor removed its part file
@@ -334,7 +336,7 @@ class JobSupervisor(pykka.ThreadingActor):
                 error=msg.error,
                 attempt=msg.attempt,
                 will_retry=False,
-                expires_at=self._expires_at(),
+                retention_seconds=self._retention(),
             )
         if ours:
             try:
@@ -354,12 +356,16 @@ class JobSupervisor(pykka.ThreadingActor):
 
     def _tick(self) -> None:
         self._catch_up()
+        if not self.run_jobs:
+            return  # bookkeeping only (listing, pruning): it changes nothing by itself
         self._retry_pending()
         self._recover_orphans()
-        if time.monotonic() >= self.next_expiry:
-            self.next_expiry = time.monotonic() + self.settings.expiry_interval_seconds
+        # Expiry looks at the head of a heap, so it runs every tick: a job expires within a
+        # tick of its expires_at. Sweeping the export directory is the slower, rarer chore.
+        self._expire_due()
+        if time.monotonic() >= self.next_sweep:
+            self.next_sweep = time.monotonic() + self.settings.expiry_interval_seconds
             self.sweep_stale_files()
-            self._expire_due()
         self._schedule()
 
     def _retry_pending(self) -> None:
@@ -414,7 +420,7 @@ class JobSupervisor(pykka.ThreadingActor):
                     error=f"gave up after {MAX_ATTEMPTS} attempts",
                     attempt=state["attempts"],
                     will_retry=False,
-                    expires_at=self._expires_at(),
+                    retention_seconds=self._retention(),
                 ),
             )
             return False
@@ -485,7 +491,7 @@ class JobSupervisor(pykka.ThreadingActor):
                             error=f"interrupted: the process running attempt {attempt} stopped",
                             attempt=attempt,
                             will_retry=retry,
-                            expires_at=None if retry else self._expires_at(),
+                            retention_seconds=None if retry else self._retention(),
                         ),
                     )
                 except ConcurrencyError:

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("jobs", help="list jobs from the views")
     p.add_argument("--status", choices=[s.value for s in JobStatus])
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=None, help="at most this many (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     add_data_dir(p)
     p.set_defaults(handler=list_jobs)
@@ -94,7 +94,7 @@ def _follow(system: ExportSystem, job_id: str, timeout: float):
 
 def list_jobs(args: argparse.Namespace) -> int:
     with ExportSystem.open(settings=settings_from(args), run_jobs=False) as system:
-        views, _ = system.list(status=args.status, limit=args.limit)
+        views = _all_jobs(system, args.status, args.limit)
     for v in views:
         if args.json:
             doc = v.to_document() | {"tenant": v.tenant}
@@ -107,6 +107,17 @@ def list_jobs(args: argparse.Namespace) -> int:
     if not views and not args.json:
         print("no jobs", file=sys.stderr)
     return 0
+
+
+def _all_jobs(system: ExportSystem, status: str | None, most: int | None) -> list:
+    """Newest first, page after page, up to `most` (all when None)."""
+    views, cursor = [], None
+    while most is None or len(views) < most:
+        page, cursor = system.list(status=status, limit=500, cursor=cursor)
+        views += page
+        if cursor is None:
+            break
+    return views if most is None else views[:most]
 
 
 def prune(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import sys
 from aiohttp import web
 
 from ..http import make_app
+from ..http.auth import ApiKeys
 from ..silver.demo import generate
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
@@ -57,8 +58,12 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     demo_key = None
     if args.demo and not settings.api_keys:
-        demo_key = secrets.token_urlsafe(24)
-        settings = dataclasses.replace(settings, api_keys=f"{DEMO_TENANT}:{demo_key}")
+        demo_key = (DEMO_TENANT, secrets.token_urlsafe(24))
+        settings = dataclasses.replace(settings, api_keys=f"{DEMO_TENANT}:{demo_key[1]}")
+    elif args.demo:
+        # Keys are configured: the demo still shows one that works (the first one's).
+        secret, tenant = ApiKeys.parse(settings.api_keys).entries[0]
+        demo_key = (tenant, secret.decode())
     elif not settings.api_keys:
         log.warning("no SILVEREXPORT_API_KEYS: every /v1 request will be refused with 401")
     with ExportSystem.open(settings=settings) as system:
@@ -83,7 +88,9 @@ def _fill_demo(system: ExportSystem) -> None:
     print(f"demo: wrote {sum(counts.values())} rows into {len(counts)} datasets", flush=True)
 
 
-async def _serve(system: ExportSystem, host: str, port: int, demo_key: str | None) -> None:
+async def _serve(
+    system: ExportSystem, host: str, port: int, demo_key: tuple[str, str] | None
+) -> None:
     runner = web.AppRunner(
         make_app(system), access_log_format=ACCESS_LOG, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
     )
@@ -131,11 +138,12 @@ def _url(address: tuple) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _demo_banner(url: str, key: str) -> str:
+def _demo_banner(url: str, demo_key: tuple[str, str]) -> str:
+    tenant, key = demo_key
     auth = f"-H 'Authorization: Bearer {key}'"
     return "\n".join(
         [
-            f"demo: API key for tenant {DEMO_TENANT!r}: {key}",
+            f"demo: API key for tenant {tenant!r}: {key}",
             "demo: try it:",
             f"  curl -s -X POST {url}/v1/export/dataset {auth} \\",
             "    -H 'Content-Type: application/json' \\",

@@ -45,7 +45,8 @@ class JobProgressed(Event):
 
 @dataclass(frozen=True, slots=True)
 class JobCompleted(Event):
-    """`expires_at` is recorded so that replay never depends on today's retention setting."""
+    """The retention is recorded so that replay never depends on today's setting; the job
+    expires that many seconds after this event's recorded_at (its finish time)."""
 
     type: ClassVar[str] = "JobCompleted"
     rows: int
@@ -53,7 +54,7 @@ class JobCompleted(Event):
     sha256: str
     truncated: bool
     file_name: str
-    expires_at: str | None = None
+    retention_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +63,14 @@ class JobFailed(Event):
     error: str
     attempt: int
     will_retry: bool
-    expires_at: str | None = None
+    retention_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class JobCancelled(Event):
     type: ClassVar[str] = "JobCancelled"
     reason: str | None = None
-    expires_at: str | None = None
+    retention_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import sqlite_utils
 from .. import sqlite
 from ..errors import IntegrityError
 from ..model import Compression, ExportFormat, JobStatus, JobView
+from ..timeutil import expiry
 from .types import (
     JobCancelled,
     JobCompleted,
@@ -196,6 +197,7 @@ def _started(state: State, e: Data, at: str) -> None:
     state["started_at"] = at
     state["rows"] = 0
     state["owner"] = e["owner"]
+    state["error"] = None  # a new attempt: the last one's failure is history (in the log)
 
 
 def _progressed(state: State, e: Data, at: str) -> None:
@@ -210,7 +212,7 @@ def _completed(state: State, e: Data, at: str) -> None:
     state["truncated"] = e["truncated"]
     state["file_name"] = e["file_name"]
     state["finished_at"] = at
-    state["expires_at"] = e["expires_at"]
+    state["expires_at"] = expiry(at, e["retention_seconds"])
     state["error"] = None
 
 
@@ -223,13 +225,13 @@ def _failed(state: State, e: Data, at: str) -> None:
     else:
         state["status"] = _FAILED
         state["finished_at"] = at
-        state["expires_at"] = e["expires_at"]
+        state["expires_at"] = expiry(at, e["retention_seconds"])
 
 
 def _cancelled(state: State, e: Data, at: str) -> None:
     state["status"] = _CANCELLED
     state["finished_at"] = at
-    state["expires_at"] = e["expires_at"]
+    state["expires_at"] = expiry(at, e["retention_seconds"])
 
 
 def _expired(state: State, e: Data, at: str) -> None:

@@ -12,7 +12,8 @@ from ..errors import ValidationError
 from .errors import HTTPError
 
 PUBLIC_PATHS = frozenset({"/v1/openapi.json"})
-REALM = 'Bearer realm="silverexport"'
+# Exactly the scheme, as the contract says: clients compare this header verbatim.
+CHALLENGE = "Bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 401,
                 "unauthorized",
                 "this route needs an Authorization: Bearer <key> header",
-                headers={hdrs.WWW_AUTHENTICATE: REALM},
+                headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
             )
         tenant = request.app[API_KEYS].tenant_for(token)
         if tenant is None:
@@ -88,7 +89,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 401,
                 "unauthorized",
                 "the API key is not valid",
-                headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="invalid_token"'},
+                headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
             )
         request[TENANT] = tenant
     return await handler(request)

@@ -45,7 +45,6 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict with the job's state; the message says the status",
         410: "The job expired and its file was deleted",
         413: "The request body is too large",
-        415: "The request body is not JSON",
         503: "The export system is busy or shutting down; retry",
     }
     out: dict[str, Any] = {}
@@ -265,7 +264,7 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
                         },
                     ),
                     "200": _json("The job first created with this Idempotency-Key", _ref("Job")),
-                    **_errors(400, 401, 409, 413, 415, 503),
+                    **_errors(400, 401, 409, 413, 503),
                 },
             },
         },
@@ -297,8 +296,9 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
                     {
                         "name": "cursor",
                         "in": "query",
-                        "description": "The previous page's next_cursor (opaque)",
-                        "schema": {"type": "string"},
+                        "description": "The previous page's next_cursor (opaque; a value "
+                        "this server did not issue is 400)",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,200}$"},
                     },
                 ],
                 "responses": {

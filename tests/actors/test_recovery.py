@@ -8,14 +8,18 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from silverexport import ExportRequest, ExportSystem, JobStatus
 from silverexport.events.log import EventLog
+from silverexport.events.types import JobCompleted, JobRequested, JobStarted
+from silverexport.events.views import ViewTables
 from silverexport.model import ExportFormat
 from silverexport.silver.writers import Filters, export_to_file
+from silverexport.timeutil import parse_canonical
 
 from .conftest import WAIT, transfer_rows, wait_until
 
@@ -128,36 +132,62 @@ def test_a_job_interrupted_three_times_stays_failed(tmp_path):
         assert not list(system.settings.exports_dir.glob(f"{job_id}*"))
 
 
-def test_finished_jobs_expire_on_the_timer_and_their_files_go(open_system):
-    system = open_system(job_ttl_seconds=0, expiry_interval_seconds=0.05)
+def test_finished_jobs_expire_on_time_by_themselves(open_system):
+    # The file sweep is hourly here: expiry itself must not wait for it.
+    system = open_system(job_ttl_seconds=0.2, expiry_interval_seconds=3600)
     system.store.ingest("token_transfers", transfer_rows(5))
     job = system.submit(ExportRequest(dataset="token_transfers", format="csv"))
     view = wait_until(
         lambda: (v := system.status(job.job_id)).status is JobStatus.EXPIRED and v,
         what="expiry",
     )
-    assert view.expires_at is not None and view.file_name
+    finished = parse_canonical(view.finished_at)
+    assert parse_canonical(view.expires_at) - finished == timedelta(milliseconds=200)
     assert not (system.settings.exports_dir / view.file_name).exists()
     types = [e.type for e in system.events(job.job_id)]
     assert types[-2:] == ["JobCompleted", "JobExpired"]
 
 
-def test_prune_expires_on_demand_and_never_deletes_events(open_system, tmp_path):
+def completed_job_on_disk(data_dir: Path, retention_seconds: float) -> tuple[str, Path]:
+    """A completed job written straight into the log (no running system to expire it)."""
+    job_id = "ab" * 16
+    log = EventLog(data_dir / "events.db", projector=None)
+    try:
+        log.projector = ViewTables(log.db)
+        log.append(
+            job_id,
+            0,
+            JobRequested("t", "hl_fills", "csv", {"target_id": None}, None, None),
+            JobStarted(attempt=1, owner="gone"),
+            JobCompleted(1, 3, "s", False, f"{job_id}.csv", retention_seconds=retention_seconds),
+        )
+    finally:
+        log.close()
+    path = data_dir / "exports" / f"{job_id}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"a\r\n")
+    return job_id, path
+
+
+def test_prune_expires_on_demand_and_never_deletes_events(tmp_path, capsys):
     from silverexport.__main__ import main
 
     data_dir = tmp_path / "prune"
-    system = open_system(data_dir, job_ttl_seconds=0, expiry_interval_seconds=3600)
-    system.store.ingest("token_transfers", transfer_rows(5))
-    job = system.wait(system.submit(ExportRequest(dataset="token_transfers", format="csv")).job_id)
-    assert job.status is JobStatus.COMPLETED
-    events_before = system.log.count()
-    system.close()
+    job_id, path = completed_job_on_disk(data_dir, retention_seconds=0)
+    assert main(["jobs", "--data-dir", str(data_dir)]) == 0  # reading changes nothing
+    assert path.exists()
+    capsys.readouterr()
 
     assert main(["prune", "--data-dir", str(data_dir)]) == 0
-    with ExportSystem.open(data_dir) as reopened:
-        assert reopened.status(job.job_id).status is JobStatus.EXPIRED
-        assert not (reopened.settings.exports_dir / job.file_name).exists()
-        assert reopened.log.count() == events_before + 1
+    out = capsys.readouterr()
+    assert out.out.split() == [job_id] and "expired 1 job(s)" in out.err
+    assert not path.exists()
+    with ExportSystem.open(data_dir, run_jobs=False) as reopened:
+        assert reopened.status(job_id).status is JobStatus.EXPIRED
+        assert [e.type for e in reopened.events(job_id)][-1] == "JobExpired"
+        assert reopened.log.count() == 4
+    assert main(["prune", "--data-dir", str(data_dir)]) == 0
+    assert "expired 0 job(s)" in capsys.readouterr().err
 
 
 def test_two_processes_share_one_log(tmp_path):

@@ -41,7 +41,7 @@ AFTER = {
     "cancel": "cancelled",
     "expire": "expired",
 }
-EXPIRES = "2026-11-30T00:00:00.000Z"
+RETENTION = 86_400.0
 
 
 def requested(n: int, *, tenant: str = "alice", key: str | None = None) -> JobRequested:
@@ -83,7 +83,7 @@ def lifecycle(n: int, choose: Choose, max_events: int = 12) -> tuple[list[Event]
                     sha256=f"{n:064x}",
                     truncated=n % 2 == 0,
                     file_name=f"{n}.csv",
-                    expires_at=EXPIRES,
+                    retention_seconds=RETENTION,
                 )
             )
         elif move in ("retry", "fail"):
@@ -93,11 +93,11 @@ def lifecycle(n: int, choose: Choose, max_events: int = 12) -> tuple[list[Event]
                     error=f"boom {attempt}",
                     attempt=attempt,
                     will_retry=retry,
-                    expires_at=None if retry else EXPIRES,
+                    retention_seconds=None if retry else RETENTION,
                 )
             )
         elif move == "cancel":
-            events.append(JobCancelled(reason="asked", expires_at=EXPIRES))
+            events.append(JobCancelled(reason="asked", retention_seconds=RETENTION))
         elif move == "expire":
             events.append(JobExpired(file_deleted=status == "completed"))
         status = AFTER[move]

@@ -68,16 +68,17 @@ def test_every_event_type_has_its_branch_of_the_fold():
         JobProgressed(rows=5),
         JobCompleted(rows=1, bytes=2, sha256="s", truncated=True, file_name="f"),
         JobFailed(error="e", attempt=1, will_retry=True),
-        JobFailed(error="e", attempt=3, will_retry=False, expires_at="x"),
+        JobFailed(error="e", attempt=3, will_retry=False, retention_seconds=60.0),
         JobCancelled(reason="r"),
         JobExpired(),
     ],
     ids=lambda e: e.type,
 )
 def test_only_the_request_sets_the_columns_an_update_leaves_alone(event):
-    state = fold(None, RecordedEvent(1, "j1", 1, requested(1, key="k"), "t0", "h"))
+    t0, t1 = "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z"
+    state = fold(None, RecordedEvent(1, "j1", 1, requested(1, key="k"), t0, "h"))
     fixed = {c: state[c] for c in views_module._FIXED}
-    after = fold(state, RecordedEvent(2, "j1", 2, event, "t1", "h"))
+    after = fold(state, RecordedEvent(2, "j1", 2, event, t1, "h"))
     assert {c: after[c] for c in views_module._FIXED} == fixed
 
 

@@ -64,9 +64,13 @@ async def test_malformed_json_is_400(client, raw):
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
 )
-async def test_a_body_that_is_not_json_is_415(client, content_type):
-    resp = await client.post(URL, data=b"{}", headers={**ALICE, "Content-Type": content_type})
-    assert (await error_of(resp, 415))["code"] == "unsupported_media_type"
+async def test_the_body_is_read_as_json_whatever_its_content_type(client, content_type):
+    body = b'{"dataset": "token_transfers", "format": "csv"}'
+    resp = await client.post(URL, data=body, headers={**ALICE, "Content-Type": content_type})
+    assert resp.status == 202
+    resp = await client.post(URL, data=b"a=1", headers={**ALICE, "Content-Type": content_type})
+    error = await error_of(resp, 400)
+    assert content_type in error["message"]
 
 
 async def test_a_charset_parameter_on_json_is_fine(client):

@@ -121,7 +121,8 @@ def test_serve_runs_a_job_end_to_end_and_stops_cleanly_on_sigterm(tmp_path):
     log = server.log_path.read_text()
     assert "Traceback" not in log
     assert re.search(r'"GET /v1/export/jobs/[0-9a-f]{32}/download HTTP/1\.1" 200', log)
-    assert not any("API key" in line for line in server.stdout)  # keys were configured
+    # Keys were configured: the demo banner shows the configured one, not a new one.
+    assert any("API key for tenant 'alice': k1" in line for line in server.stdout)
 
 
 def test_demo_without_keys_prints_a_working_key_and_a_curl_example(tmp_path):
