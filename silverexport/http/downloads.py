@@ -44,5 +44,17 @@ class JobFileResponse(web.FileResponse):
     def etag(self, value: Any) -> None:
         web.FileResponse.etag.fset(self, self._sha256)  # type: ignore[attr-defined]
 
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        """A Range this server cannot honour (several ranges, or malformed) is ignored and the
+        whole file sent with 200, as RFC 9110 allows, rather than a bare 416."""
+        if hdrs.RANGE in request.headers:
+            try:
+                request.http_range  # noqa: B018 - parsing is the check
+            except ValueError:
+                headers = request.headers.copy()
+                del headers[hdrs.RANGE]
+                request = request.clone(headers=headers)
+        return await super().prepare(request)
+
     def _etag_match(self, etag_value: str, etags: Any, *, weak: bool) -> bool:  # type: ignore[override]
         return web.FileResponse._etag_match(self._sha256, etags, weak=weak)

@@ -6,6 +6,8 @@ import csv
 import gzip
 import io
 
+import pytest
+
 from .conftest import ALICE, Gate, create, error_of, wait_done
 
 
@@ -58,6 +60,14 @@ async def test_range_requests_are_honoured(client, system):
     assert resp.status == 206 and await resp.read() == whole[-5:]
     resp = await client.get(view.download_url, headers={**ALICE, "Range": f"bytes={len(whole)}-"})
     assert resp.status == 416
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "bytes=abc", "items=0-1"])
+async def test_a_range_that_cannot_be_honoured_gets_the_whole_file(client, system, header):
+    view = await completed(client, system)
+    resp = await client.get(view.download_url, headers={**ALICE, "Range": header})
+    assert resp.status == 200
+    assert await resp.read() == system.file_path(view).read_bytes()
 
 
 async def test_etag_is_the_sha256_for_conditional_requests(client, system):
