@@ -84,6 +84,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status < 400:
             raise
         error: Exception = e
+    except ConnectionResetError:
+        # The client left mid-request. Nothing went wrong here, and nobody reads the answer;
+        # re-raising would have aiohttp log a traceback for every impatient client.
+        return error_response(400, "incomplete_request", "the connection closed mid-request")
     except Exception as e:
         error = e
     if _already_sent(request):
