@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pykka
 import pytest
+
+from silverexport import ExportSystem
 
 
 @pytest.fixture(autouse=True)
@@ -11,3 +15,20 @@ def _stop_all_actors():
     """A failing test must not leave actor threads behind to hang the suite."""
     yield
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture
+def open_system(tmp_path: Path):
+    """Opens systems (on tmp_path/data unless told) that poll fast, and closes them after."""
+    opened: list[ExportSystem] = []
+
+    def _open(data_dir: Path | None = None, **kwargs) -> ExportSystem:
+        kwargs.setdefault("catch_up_interval_seconds", 0.05)
+        kwargs.setdefault("progress_interval_seconds", 0.0)
+        system = ExportSystem.open(data_dir or tmp_path / "data", **kwargs)
+        opened.append(system)
+        return system
+
+    yield _open
+    for system in opened:
+        system.close()

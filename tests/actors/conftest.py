@@ -5,12 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 
 from silverexport.silver.writers import export_to_file
-from silverexport.system import ExportSystem
 
 WAIT = 30.0
 
@@ -70,19 +66,3 @@ class GatedWriter:
             return should_stop()
 
         return export_to_file(*args, should_stop=stop, **kwargs, batch_size=1)
-
-
-@pytest.fixture
-def open_system(tmp_path: Path):
-    opened: list[ExportSystem] = []
-
-    def _open(data_dir: Path | None = None, **kwargs) -> ExportSystem:
-        kwargs.setdefault("catch_up_interval_seconds", 0.05)
-        kwargs.setdefault("progress_interval_seconds", 0.0)
-        system = ExportSystem.open(data_dir or tmp_path / "data", **kwargs)
-        opened.append(system)
-        return system
-
-    yield _open
-    for system in opened:
-        system.close()

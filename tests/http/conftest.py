@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,21 +67,14 @@ class Gate:
 
 
 @pytest.fixture
-def open_system(tmp_path: Path):
-    """Opens systems on tmp_path (keys alice:k1, bob:k2) and closes them after the test."""
-    opened: list[ExportSystem] = []
+def open_system(open_system):
+    """The suite's open_system, with the keys alice:k1 and bob:k2."""
 
     def _open(**kwargs: Any) -> ExportSystem:
         kwargs.setdefault("api_keys", KEYS)
-        kwargs.setdefault("catch_up_interval_seconds", 0.05)
-        kwargs.setdefault("progress_interval_seconds", 0.0)
-        system = ExportSystem.open(tmp_path / "data", **kwargs)
-        opened.append(system)
-        return system
+        return open_system(**kwargs)
 
-    yield _open
-    for system in opened:
-        system.close()
+    return _open
 
 
 @pytest.fixture

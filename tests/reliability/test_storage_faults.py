@@ -43,22 +43,6 @@ from .storage_fault_tools import (
 TRANSFERS = ExportRequest(dataset="token_transfers", format="csv")
 
 
-@pytest.fixture
-def open_system(tmp_path: Path):
-    opened: list[ExportSystem] = []
-
-    def _open(**kwargs) -> ExportSystem:
-        kwargs.setdefault("catch_up_interval_seconds", 0.05)
-        kwargs.setdefault("progress_interval_seconds", 0.0)
-        system = ExportSystem.open(tmp_path / "data", **kwargs)
-        opened.append(system)
-        return system
-
-    yield _open
-    for system in opened:
-        system.close()
-
-
 def failed_job(system: ExportSystem, request: ExportRequest = TRANSFERS):
     view = system.wait(system.submit(request).job_id, timeout=WAIT)
     assert view.status is JobStatus.FAILED, view
