@@ -85,4 +85,8 @@ def expiry(finished_at: str, retention_seconds: float | None) -> str | None:
 
 
 def parse_canonical(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """Parse our own canonical text (fromisoformat: some 30x faster than strptime)."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return dt
