@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
@@ -74,8 +75,12 @@ def normalize_time(value: object) -> str:
     )
 
 
+@lru_cache(maxsize=4096)
 def expiry(finished_at: str, retention_seconds: float | None) -> str | None:
-    """Finish time + retention, exactly, in canonical form (capped at the end of year 9999)."""
+    """Finish time + retention, exactly, in canonical form (capped at the end of year 9999).
+
+    Cached: events of one group commit share their recorded_at, so a replay asks the same
+    question many times over."""
     if retention_seconds is None:
         return None
     try:
