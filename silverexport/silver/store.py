@@ -24,12 +24,17 @@ PROGRESS_EVERY = 10_000  # lines between progress callbacks
 WALLET_DATASET = "token_transfers"
 WALLET_COLUMNS = ("from_address", "to_address")
 
-# A render hint kept with each row (rows never change after ingest, so it cannot go stale):
-# bit i is set when column i is text that CSV must quote; -1 means "work it out in SQL", for
-# rows with a NUL in their text (SQLite's printf() would cut the string there) or rows
-# written by anything else. The writers use it to build most CSV lines with one printf().
+# Render hints kept with each row (rows never change after ingest, so they cannot go stale),
+# in one integer column named for its first use: bit i is set when column i is text that CSV
+# must quote, and bit JSON_PLAIN when no text in the row needs a JSON escape (so JSONL can
+# print it between quotes as it is). -1 means "work it out in SQL", for rows with a NUL in
+# their text (SQLite's printf() would cut the string there) or rows written by anything
+# else. The writers use the hints to build most lines with one printf().
 CSV_QUOTE = "_csv_quote"
+JSON_PLAIN = 1 << 62  # above any column's bit, so `hint >= JSON_PLAIN` tests it and `>= 0`
+_SPECIAL = re.compile(r'[,"\\\x00-\x1f]')  # anything CSV quotes or JSON escapes
 _CSV_SPECIAL = re.compile('[,"\r\n]')
+_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f]')  # what json.dumps(ensure_ascii=False) escapes
 
 
 def quote_name(name: str) -> str:
@@ -175,8 +180,8 @@ def _show(value: Any, width: int = 60) -> str:
 
 
 class RowChecker:
-    """Turns one ingested object into a tuple in column order (then the CSV_QUOTE hint), or
-    says what is wrong."""
+    """Turns one ingested object into a tuple in column order (then its render hint), or says
+    what is wrong."""
 
     def __init__(self, ds: Dataset):
         self.ds = ds
@@ -214,19 +219,22 @@ class RowChecker:
                 values.append(check(value))
             except ValueError as e:
                 raise ValidationError(f'line {line}, column "{name}": {e}', field=name) from None
-        values.append(self.csv_quote(values))
+        values.append(self.render_hint(values))
         return tuple(values)
 
-    def csv_quote(self, values: list[Any]) -> int:
-        mask = 0
+    def render_hint(self, values: list[Any]) -> int:
+        hint = JSON_PLAIN
         for i in self.text_positions:
             text = values[i]
-            if text is not None:
-                if "\x00" in text:
-                    return -1
-                if _CSV_SPECIAL.search(text):
-                    mask |= 1 << i
-        return mask
+            if text is None or not _SPECIAL.search(text):
+                continue  # the common case: nothing to quote or escape
+            if "\x00" in text:
+                return -1
+            if _CSV_SPECIAL.search(text):
+                hint |= 1 << i
+            if _JSON_SPECIAL.search(text):
+                hint &= ~JSON_PLAIN
+        return hint
 
 
 def _reject_constant(name: str) -> Any:

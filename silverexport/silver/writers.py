@@ -1,15 +1,17 @@
 """JSONL and CSV exports, formatted by SQLite itself and streamed to a hashed file.
 
-Each row arrives from SQLite as one finished line (built by SQL generated from the catalog),
-so Python only joins, hashes and writes bytes per batch. That is what makes the export run
-near the sqlite3 CLI's speed; tests/silver prove the bytes equal what Python's `csv.writer`
-and `json.dumps(..., ensure_ascii=False, separators=(",", ":"))` would write.
+SQLite builds each row's finished line (by SQL generated from the catalog) and joins a
+batch of them into one value, so Python only hashes and writes bytes, once per batch. That
+is what makes the export run at about the sqlite3 CLI's speed; tests/silver prove the bytes
+equal what Python's `csv.writer` and `json.dumps(..., ensure_ascii=False,
+separators=(",", ":"))` would write.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import queue
 import re
@@ -25,9 +27,11 @@ from .. import sqlite as sq
 from ..errors import SilverExportError, StorageError, ValidationError
 from ..model import Compression, ExportFormat
 from .catalog import Column, ColumnKind, Dataset, get_dataset
-from .store import CSV_QUOTE, WALLET_COLUMNS, WALLET_DATASET, quote_name
+from .store import CSV_QUOTE, JSON_PLAIN, WALLET_COLUMNS, WALLET_DATASET, quote_name
 
 GZIP_LEVEL = 6
+SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 CR, LF = "\r", "\n"
 
@@ -67,21 +71,34 @@ def _quoted(x: str) -> str:
     return f"""'"' || replace({x}, '"', '""') || '"'"""
 
 
-def _csv_fast(c: Column, position: int) -> str:
-    """A printf() argument; the row's CSV_QUOTE bit for this column says whether to quote."""
+def _printf(template: str, args: list[str]) -> str:
+    return f"printf({_lit(template)}, {', '.join(args)})"
+
+
+def _int_spec(c: Column, null: str) -> tuple[str, str]:
+    """%d for a NOT NULL integer: faster than %s, which first converts the value to text."""
     x = quote_name(c.name)
-    if c.kind is ColumnKind.TEXT:
-        return f"CASE WHEN {CSV_QUOTE} & {1 << position} THEN {_quoted(x)} ELSE {x} END"
+    return ("%s", f"ifnull({x}, {null})") if c.nullable else ("%d", x)
+
+
+def _csv_fast(c: Column, position: int | None) -> tuple[str, str]:
+    """A printf() spec and argument; with a `position`, the row's CSV_QUOTE bit for it says
+    whether to quote (only text ever needs it; rows whose hint has no CSV bit pass None)."""
+    x = quote_name(c.name)
+    if c.kind is ColumnKind.INTEGER:
+        return _int_spec(c, "''")
+    if c.kind is ColumnKind.TEXT and position is not None:
+        return "%s", f"CASE WHEN {CSV_QUOTE} & {1 << position} THEN {_quoted(x)} ELSE {x} END"
     if c.kind is ColumnKind.BOOLEAN:
-        return f"CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"
+        return "%s", f"CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"
     if c.kind is ColumnKind.JSON_OBJECT:
         # Compact JSON never holds CR, LF or NUL (json.dumps escapes them), and any comma in
         # it sits in or between strings: a quote character is the one sign it needs quoting.
-        return f"""CASE WHEN instr({x}, '"') THEN {_quoted(x)} ELSE {x} END"""
-    return x  # numbers, decimals, times, choices: nothing to quote; printf renders NULL as ''
+        return "%s", f"""CASE WHEN instr({x}, '"') THEN {_quoted(x)} ELSE {x} END"""
+    return "%s", x  # decimals, times, choices, unquoted text; printf renders NULL as ''
 
 
-def _csv_slow(c: Column, position: int) -> str:
+def _csv_slow(c: Column) -> str:
     """A NUL-safe field expression that decides quoting itself, as csv.writer does."""
     x = quote_name(c.name)
     if c.kind is ColumnKind.TEXT:
@@ -89,11 +106,24 @@ def _csv_slow(c: Column, position: int) -> str:
         needs = " OR ".join(f"instr({x}, {_lit(ch)})" for ch in (",", '"', CR, LF))
         expr = f"CASE WHEN {needs} THEN {_quoted(x)} ELSE {x} END"
     else:
-        expr = _csv_fast(c, position)
+        expr = _csv_fast(c, None)[1]
     return f"ifnull({expr}, '')" if c.nullable else expr
 
 
-def _json_value(c: Column) -> str:
+def _json_fast(c: Column) -> tuple[str, str]:
+    """A printf() spec and argument for a row whose text needs no JSON escape (JSON_PLAIN)."""
+    x = quote_name(c.name)
+    if c.kind is ColumnKind.INTEGER:
+        return _int_spec(c, "'null'")
+    if c.kind is ColumnKind.BOOLEAN:
+        return "%s", f"CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE 'null' END"
+    if c.kind is ColumnKind.JSON_OBJECT:
+        return "%s", f"ifnull({x}, 'null')" if c.nullable else x  # compact JSON, as ingested
+    # Text of every other kind: validated decimals, times and choices never need escaping.
+    return ("%s", f"""ifnull('"' || {x} || '"', 'null')""") if c.nullable else ('"%s"', x)
+
+
+def _json_slow(c: Column) -> str:
     x = quote_name(c.name)
     if c.kind is ColumnKind.BOOLEAN:
         return f"json(CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
@@ -107,59 +137,111 @@ def _json_value(c: Column) -> str:
 def line_sql(ds: Dataset, fmt: ExportFormat) -> str:
     """A SQL expression giving the finished, terminated line for one row of `ds`.
 
-    A CSV line is one printf() call guided by the row's CSV_QUOTE bits: much faster than a
-    chain of || with instr() tests, which only rows with a NUL in their text take.
+    Most lines are one printf() call guided by the row's render hint (see store.py): much
+    faster than json_object() or a chain of || with instr() tests, which only rows with a NUL
+    in their text (and, for JSONL, rows with text to escape) take.
     """
     if fmt is ExportFormat.CSV:
-        cols = list(enumerate(ds.columns))
-        fast = ", ".join(_csv_fast(c, i) for i, c in cols)
-        template = _lit(",".join(["%s"] * len(cols)) + CR + LF)
-        slow = " || ',' || ".join(_csv_slow(c, i) for i, c in cols) + f" || {_lit(CR + LF)}"
-        return f"CASE WHEN {CSV_QUOTE} >= 0 THEN printf({template}, {fast}) ELSE {slow} END"
-    pairs = ", ".join(f"{_lit(c.name)}, {_json_value(c)}" for c in ds.columns)
-    return f"json_object({pairs}) || {_lit(LF)}"
+        template = ",".join(_csv_fast(c, None)[0] for c in ds.columns) + CR + LF
+        plain = _printf(template, [_csv_fast(c, None)[1] for c in ds.columns])
+        quoting = _printf(template, [_csv_fast(c, i)[1] for i, c in enumerate(ds.columns)])
+        slow = " || ',' || ".join(_csv_slow(c) for c in ds.columns) + f" || {_lit(CR + LF)}"
+        return (
+            f"CASE WHEN {CSV_QUOTE} IN (0, {JSON_PLAIN}) THEN {plain} "  # no CSV bit set
+            f"WHEN {CSV_QUOTE} >= 0 THEN {quoting} ELSE {slow} END"
+        )
+    # The keys are constant text in the template (a literal % doubled for printf).
+    key = {c.name: json.dumps(c.name, ensure_ascii=False).replace("%", "%%") for c in ds.columns}
+    template = "{" + ",".join(f"{key[c.name]}:{_json_fast(c)[0]}" for c in ds.columns) + "}" + LF
+    plain = _printf(template, [_json_fast(c)[1] for c in ds.columns])
+    pairs = ", ".join(f"{_lit(c.name)}, {_json_slow(c)}" for c in ds.columns)
+    return (
+        f"CASE WHEN {CSV_QUOTE} >= {JSON_PLAIN} THEN {plain} "
+        f"ELSE json_object({pairs}) || {_lit(LF)} END"
+    )
 
 
 def header(ds: Dataset, fmt: ExportFormat) -> bytes:
     return (",".join(ds.column_names) + CR + LF).encode() if fmt is ExportFormat.CSV else b""
 
 
-def select_sql(ds: Dataset, fmt: ExportFormat, filters: Filters) -> tuple[str, dict[str, Any]]:
-    """The filtered query in (time, id) order, bounded by the `:limit` parameter."""
+def _where(ds: Dataset, filters: Filters, after: bool) -> tuple[str, dict[str, Any]]:
+    """The filter conditions; with `after`, only rows after (:after_time, :after_id)."""
     time = quote_name(ds.time_column)
     conds, params = [], {}
     for cond, key, value in (
         ('"target_id" = :target_id', "target_id", filters.target_id),
         ('"network" = :network', "network", filters.network),
-        (f"{time} >= :from_", "from_", filters.from_),
+        # After a matching row, `from` holds already: and SQLite seeks an index by one lower
+        # bound only, so a second one could make every batch walk from `from` again.
+        (f"{time} >= :from_", "from_", None if after else filters.from_),
         (f"{time} < :to", "to", filters.to),
     ):
         if value is not None:
             conds.append(cond)
             params[key] = value
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    sql = (
-        f"SELECT CAST({line_sql(ds, fmt)} AS BLOB) FROM {quote_name(ds.name)}{where} "
-        f'ORDER BY {time}, "id" LIMIT :limit'
+    if after:
+        # The range on time is what the index seeks; the OR settles ties on time.
+        conds.append(f'{time} >= :after_time AND ({time} > :after_time OR "id" > :after_id)')
+    return (f" WHERE {' AND '.join(conds)}" if conds else ""), params
+
+
+# ORDER BY inside an aggregate's arguments arrived in SQLite 3.44.
+ORDERED_AGGREGATES = sqlite3.sqlite_version_info >= (3, 44, 0)
+
+
+def batch_sql(ds: Dataset, fmt: ExportFormat, filters: Filters, after: bool) -> str:
+    """One batch: the finished lines of the next :n matching rows in (time, id) order, as one
+    value, and how many rows they are.
+
+    SQLite joining the lines saves Python a tuple, a bytes object and a join per row. Where
+    SQLite can say so (3.44+), the aggregate is told the order outright; before that, the
+    subquery's LIMIT keeps it from being flattened, so group_concat() gets its rows in
+    order, and the byte-level tests hold SQLite to that.
+    """
+    where, _ = _where(ds, filters, after)
+    time, t = quote_name(ds.time_column), quote_name(ds.name)
+    ordered = " ORDER BY k_time, k_id" if ORDERED_AGGREGATES else ""
+    return (
+        f"SELECT CAST(group_concat(line, ''{ordered}) AS BLOB), count(*) FROM ("
+        f'SELECT {line_sql(ds, fmt)} AS line, {time} AS k_time, "id" AS k_id '
+        f'FROM {t}{where} ORDER BY {time}, "id" LIMIT :n)'
     )
-    return sql, params
+
+
+def key_sql(ds: Dataset, filters: Filters, after: bool) -> str:
+    """The (time, id) key of the matching row :skip rows on, read from an index alone when
+    the filters allow; it marks where the next batch starts."""
+    where, _ = _where(ds, filters, after)
+    time = quote_name(ds.time_column)
+    return (
+        f'SELECT {time}, "id" FROM {quote_name(ds.name)}{where} '
+        f'ORDER BY {time}, "id" LIMIT 1 OFFSET :skip'
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------
 
 
 class _HashingSink:
-    """A file-like target that counts and hashes the bytes that reach the disk."""
+    """A file-like target that counts and hashes the bytes that reach the disk, and syncs
+    them every SYNC_EVERY bytes: the disk then works while SQLite builds the next batches,
+    and the final fsync finds little left to do."""
 
     def __init__(self, raw: BinaryIO):
         self.raw = raw
         self.sha = hashlib.sha256()
-        self.bytes = 0
+        self.bytes = self.synced = 0
 
     def write(self, data: bytes) -> int:
         self.sha.update(data)
         self.bytes += len(data)
-        return self.raw.write(data)
+        written = self.raw.write(data)
+        if self.bytes - self.synced >= SYNC_EVERY:
+            self.raw.flush()
+            _datasync(self.raw.fileno())
+            self.synced = self.bytes
+        return written
 
     def flush(self) -> None:
         self.raw.flush()
@@ -221,13 +303,11 @@ def export_to_file(
 ) -> ExportResult:
     """Write at most `limit` matching rows to `path` from one consistent snapshot, fsynced.
 
-    Fetches limit + 1 rows so that `truncated` says whether more matched. On ExportCancelled
-    or an error, `path` is left for the caller to delete.
+    `truncated` says whether more rows matched. On ExportCancelled or an error, `path` is left
+    for the caller to delete.
     """
     ds, fmt = get_dataset(dataset), ExportFormat(fmt)
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
-    sql, params = select_sql(ds, fmt, filters)
-    params["limit"] = limit + 1
     db = _open_store(store_path)
     try:
         with closing(db.conn), sq.snapshot(db), open(path, "wb") as raw:
@@ -238,14 +318,9 @@ def export_to_file(
             writer = _BackgroundWriter(out)
             try:
                 writer.put(header(ds, fmt))
+                batches = _Batches(db.conn, ds, fmt, filters)
                 rows, truncated = _pump(
-                    db.conn.execute(sql, params),
-                    writer,
-                    limit,
-                    batch_size,
-                    should_stop,
-                    on_progress,
-                    ds.name,
+                    batches, writer, limit, max(1, batch_size), should_stop, on_progress
                 )
             finally:
                 writer.close()
@@ -261,28 +336,63 @@ def export_to_file(
     return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated)
 
 
+class _Batches:
+    """The matching rows in (time, id) order, read a batch at a time by key (keyset paging):
+    each batch is one statement that starts after the last row of the one before, so every
+    batch costs the same however far into the export it is."""
+
+    def __init__(self, conn: sqlite3.Connection, ds: Dataset, fmt: ExportFormat, f: Filters):
+        self.conn, self.name = conn, ds.name
+        self.params = _where(ds, f, after=False)[1]
+        self.batch = [batch_sql(ds, fmt, f, after) for after in (False, True)]
+        self.key = [key_sql(ds, f, after) for after in (False, True)]
+        self.after: dict[str, Any] = {}  # the last row's key once a batch has been read
+
+    def read(self, n: int) -> tuple[bytes, int]:
+        """The finished lines of the next `n` rows at most, and how many rows they are."""
+        sql = self.batch[bool(self.after)]
+        data, count = self.conn.execute(sql, {**self.params, **self.after, "n": n}).fetchone()
+        if count == n:  # more may follow: the next batch starts after this one's last row
+            key = self._key(n - 1)
+            if key is None:  # cannot happen within one snapshot; never restart from the top
+                raise StorageError("the rows changed while they were being exported")
+            self.after = key
+        return data or b"", count
+
+    def more(self) -> bool:
+        """Whether any row follows the last one read."""
+        return self._key(0) is not None
+
+    def _key(self, skip: int) -> dict[str, Any] | None:
+        sql = self.key[bool(self.after)]
+        row = self.conn.execute(sql, {**self.params, **self.after, "skip": skip}).fetchone()
+        return None if row is None else {"after_time": row[0], "after_id": row[1]}
+
+
 def _pump(
-    cursor: sqlite3.Cursor,
+    batches: _Batches,
     writer: _BackgroundWriter,
     limit: int,
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[int], None] | None,
-    name: str,
 ) -> tuple[int, bool]:
-    """Move finished lines from SQLite to the writer in batches; (rows written, truncated)."""
+    """Move batches of finished lines from SQLite to the writer; (rows written, truncated)."""
     rows = 0
-    while batch := cursor.fetchmany(batch_size):
+    while rows < limit:
+        n = min(batch_size, limit - rows)
+        data, count = batches.read(n)
+        if not count:
+            return rows, False
         if should_stop():
-            raise ExportCancelled(f"export of {name} cancelled after {rows} rows")
-        if rows + len(batch) > limit:
-            writer.put(b"".join([r[0] for r in batch[: limit - rows]]))
-            return limit, True
-        writer.put(b"".join([r[0] for r in batch]))
-        rows += len(batch)
+            raise ExportCancelled(f"export of {batches.name} cancelled after {rows} rows")
+        writer.put(data)
+        rows += count
         if on_progress is not None:
             on_progress(rows)
-    return rows, False
+        if count < n:
+            return rows, False
+    return rows, batches.more()  # `limit` rows written: truncated if another one matches
 
 
 def wallet_sql(fmt: ExportFormat) -> str:
