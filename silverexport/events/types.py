@@ -95,6 +95,7 @@ _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
     cls: tuple(sorted(f.name for f in fields(cls))) for cls in EVENT_TYPES.values()
 }
 _ALLOWED = {cls.type: frozenset(names) for cls, names in _FIELD_NAMES.items()}
+ALLOWED_FIELDS = _ALLOWED  # read by replay's fast path
 _REQUIRED = {
     cls.type: frozenset(f.name for f in fields(cls) if f.default is MISSING)
     for cls in EVENT_TYPES.values()
