@@ -161,6 +161,7 @@ async def test_real_responses_match_the_document(open_system, serve):
     other = open_system(job_ttl_seconds=0)
     gone = other.submit(ExportRequest(dataset="token_transfers", format="csv"), tenant="alice")
     other.wait(gone.job_id, timeout=30)
+    system.wait(gone.job_id, timeout=30)  # the serving system has read its end too
     gone_url = f"/v1/export/jobs/{gone.job_id}/download"
     await doc.check("GET", dl_t, await client.get(gone_url, headers=ALICE))
 
