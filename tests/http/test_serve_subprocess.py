@@ -5,70 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-DEADLINE = 30.0
+from tests.reliability.serve_process import DEADLINE
+from tests.reliability.serve_process import ServeProcess as Server
+
 KEY = {"Authorization": "Bearer k1"}
-
-
-class Server:
-    """The serve command in a child process; stdout is read line by line in a thread."""
-
-    def __init__(self, data_dir: Path, log_path: Path, *extra: str, env: dict[str, str]):
-        self.log_path = log_path
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stdout: list[str] = []
-        self.signalled = False
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "silverexport",
-                "serve",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log_path.open("wb"),
-            env=env,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.stdout.append(line)
-            self.lines.put(line)
-
-    def wait_for_url(self) -> str:
-        deadline = time.monotonic() + DEADLINE
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if match := re.search(r"serving on (http://\S+)", line):
-                return match.group(1)
-        self.proc.kill()
-        raise AssertionError(f"no URL printed in {DEADLINE} s: {self.log_path.read_text()}")
-
-    def stop(self) -> int:
-        """SIGTERM (unless it already ended) and its exit code, within the deadline."""
-        if self.proc.poll() is None and not self.signalled:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=DEADLINE)
 
 
 def call(method: str, url: str, body: dict | None = None) -> tuple[int, dict, bytes]:

@@ -51,8 +51,9 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 class ServeProcess:
     """The serve command in a child process; its stderr (the server log) goes to `log_path`."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, env: dict[str, str]):
+    def __init__(self, data_dir: Path, log_path: Path, *extra: str, env: dict[str, str]):
         self.log_path = log_path
+        self.signalled = False  # set by a test that sent its own SIGTERM
         self.lines: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
         with log_path.open("ab") as log:
@@ -68,6 +69,7 @@ class ServeProcess:
                     "0",
                     "--data-dir",
                     str(data_dir),
+                    *extra,
                 ],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
@@ -108,8 +110,8 @@ class ServeProcess:
         self.proc.wait(timeout=DEADLINE)
 
     def stop(self) -> int:
-        """SIGTERM (a graceful stop) and the exit code."""
-        if self.proc.poll() is None:
+        """SIGTERM (a graceful stop, unless one was already sent) and the exit code."""
+        if self.proc.poll() is None and not self.signalled:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=DEADLINE)
