@@ -18,7 +18,7 @@ import pykka
 
 from . import sqlite
 from .actors.exporter import ExportFn
-from .actors.messages import Cancel, CatchUp, Prune, Submit, Tick
+from .actors.messages import Cancel, CatchUp, Prune, Schedule, Submit, Tick
 from .actors.owners import OwnerLock
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
@@ -155,8 +155,6 @@ class ExportSystem:
                 self.supervisor.tell(Tick(handled))
 
     def _on_slot_release(self) -> None:
-        from .actors.messages import Schedule
-
         with contextlib.suppress(pykka.ActorDeadError):
             self.supervisor.tell(Schedule())
 
@@ -193,11 +191,10 @@ class ExportSystem:
 
     def status(self, job_id: str, *, tenant: str | None = None) -> JobView:
         """The job's current view; NotFoundError if unknown or another tenant's."""
-        view = self._views.get(job_id)
+        if job_id not in self._views:
+            self.catch_up()  # perhaps another process's job, not read here yet
+        view = self.cached_status(job_id, tenant=tenant)
         if view is None:
-            self.catch_up()
-            view = self._views.get(job_id)
-        if view is None or (tenant is not None and view.tenant != tenant):
             raise NotFoundError(f"no job {job_id}")
         return view
 

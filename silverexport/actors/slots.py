@@ -110,14 +110,6 @@ class Slots:
         finally:
             self.release(Side.INGESTION)
 
-    @contextmanager
-    def export(self, timeout: float | None = None) -> Iterator[None]:
-        self.acquire(Side.EXPORT, timeout)
-        try:
-            yield
-        finally:
-            self.release(Side.EXPORT)
-
     def usage(self) -> SlotUsage:
         with self._cond:
             return SlotUsage(
