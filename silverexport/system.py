@@ -26,7 +26,7 @@ from .config import Settings
 from .errors import NotFoundError, ValidationError
 from .events.log import EventLog
 from .events.types import RecordedEvent
-from .events.views import JOBS_TABLE, ViewTables, to_view
+from .events.views import ViewTables, newest_states, to_view
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
 
@@ -306,32 +306,19 @@ def query_jobs(
     """One page of the jobs view, newest first, keyset-paginated by the JobRequested seq."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIST_MAX:
         raise ValidationError(f'"limit" must be between 1 and {LIST_MAX}', field="limit")
-    where, params = [], []
+    equal: dict[str, Any] = {}
     if tenant is not None:
-        where.append("tenant = ?")
-        params.append(tenant)
+        equal["tenant"] = tenant
     if status is not None:
         try:
-            status = JobStatus(status)
+            equal["status"] = JobStatus(status).value
         except ValueError:
             valid = ", ".join(s.value for s in JobStatus)
             raise ValidationError(f'"status" must be one of {valid}', field="status") from None
-        where.append("status = ?")
-        params.append(status.value)
     if dataset is not None:
-        where.append("dataset = ?")
-        params.append(dataset)
-    if cursor is not None:
-        where.append("created_seq < ?")
-        params.append(_decode_cursor(cursor))
-    sql = f"SELECT * FROM {JOBS_TABLE}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_seq DESC LIMIT ?"
-    params.append(limit + 1)
-    cur = db.execute(sql, params)
-    cols = [d[0] for d in cur.description]
-    states = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        equal["dataset"] = dataset
+    before = None if cursor is None else _decode_cursor(cursor)
+    states = newest_states(db, equal=equal, before_seq=before, limit=limit + 1)
     views = [to_view(state) for state in states]
     next_cursor = None
     if len(views) > limit:

@@ -143,6 +143,23 @@ def test_verify_names_the_first_job_whose_view_differs(log, views):
     assert verify(log, views).ok
 
 
+def test_verify_catches_a_view_row_pointing_at_another_jobs_request(log, views):
+    """A row's request fields come from the JobRequested its key names; a wrong key is caught."""
+    random_log(log, jobs=20)
+    a, b = sorted(views.load_all().values(), key=lambda s: s["created_seq"])[3:5]
+    log.db.execute("DELETE FROM jobs WHERE created_seq = ?", [b["created_seq"]])
+    log.db.execute(
+        "UPDATE jobs SET created_seq = ? WHERE created_seq = ?",
+        [b["created_seq"], a["created_seq"]],
+    )
+    assert a["job_id"] not in views.load_all()  # the row no longer joins to its own request
+    report = verify(log, views)
+    assert [p.check for p in report.problems] == ["views"]
+    assert report.problems[0].job_id in (a["job_id"], b["job_id"])
+    rebuild(log, views)
+    assert verify(log, views).ok and views.load(a["job_id"]) == a
+
+
 def test_verify_reports_views_behind_the_log(tmp_path, log, views):
     log.append("j1", 0, requested(1))
     bare = EventLog(tmp_path / "events.db")
