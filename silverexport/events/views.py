@@ -168,34 +168,32 @@ def _step(
 
 
 def _new_job(job_id: str, e: Data, at: str, seq: int) -> State:
-    return {
-        "job_id": job_id,
-        "tenant": e["tenant"],
-        "dataset": e["dataset"],
-        "format": e["format"],
-        "compression": e["compression"],
-        "filters": dict(e["filters"]),  # its own copy: states are never shared
-        "limit": e["limit"],
-        "status": _QUEUED,
-        "attempts": 0,
-        "rows": 0,
-        "bytes": None,
-        "sha256": None,
-        "truncated": False,
-        "error": None,
-        "created_at": at,
-        "created_seq": seq,  # a stable, unique order for listing newest first
-        "started_at": None,
-        "finished_at": None,
-        "expires_at": None,
-        "file_name": None,
-        "idempotency_key": e["idempotency_key"],
-        "request_digest": e["request_digest"],
-        "owner": e["accepted_by"],
-        "max_records": e["max_records"],
-        "version": 0,
-        "last_seq": 0,
-    }
+    state = _NEW_JOB.copy()  # copying a dict of the right shape beats building one
+    state["job_id"] = job_id
+    state["tenant"] = e["tenant"]
+    state["dataset"] = e["dataset"]
+    state["format"] = e["format"]
+    state["compression"] = e["compression"]
+    state["filters"] = dict(e["filters"])  # its own copy: states are never shared
+    state["limit"] = e["limit"]
+    state["created_at"] = at
+    state["created_seq"] = seq  # a stable, unique order for listing newest first
+    state["idempotency_key"] = e["idempotency_key"]
+    state["request_digest"] = e["request_digest"]
+    state["owner"] = e["accepted_by"]
+    state["max_records"] = e["max_records"]
+    return state
+
+
+# What a job is before anything has happened to it; every key of FIELDS, in order.
+_NEW_JOB: State = dict.fromkeys(FIELDS) | {
+    "status": _QUEUED,
+    "attempts": 0,
+    "rows": 0,
+    "truncated": False,
+    "version": 0,
+    "last_seq": 0,
+}
 
 
 def _started(state: State, e: Data, at: str) -> None:
