@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import gc
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
@@ -274,6 +276,13 @@ def replay(
     `batches` are lists of rows as `iter_batches(with_hash=False)` yields them; each row goes
     through the same steps as `fold`, as the checked field dict `decode_data` makes of it.
     """
+    with _cyclic_gc_paused():
+        return _replay(batches, progress)
+
+
+def _replay(
+    batches: Iterable[list[tuple]], progress: Progress | None
+) -> tuple[dict[str, State], int, int]:
     states: dict[str, State] = {}
     get = states.get
     dispatch = _DISPATCH.get
@@ -303,6 +312,23 @@ def replay(
         if progress is not None:
             progress(count)
     return states, last, count
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a replay (or a load) builds its states.
+
+    A replay allocates a dict per job and per event and makes no cycles, so the collector's
+    passes over a heap that only grows find nothing; they cost about a tenth of a rebuild.
+    Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def fresh_states(records: Iterable[RecordedEvent]) -> tuple[dict[str, State], int]:
@@ -433,7 +459,8 @@ class ViewTables:
     def load_all(self) -> dict[str, State]:
         # In creation order, which also has SQLite walk the jobs, not the whole log.
         rows = self.db.execute(f"{_SELECT} ORDER BY j.created_seq")
-        return {row[0]: _state_of(row) for row in rows}
+        with _cyclic_gc_paused():  # as in a replay: many dicts, no cycles
+            return {row[0]: _state_of(row) for row in rows}
 
     @staticmethod
     def _load_many(db: sqlite_utils.Database, job_ids: list[str]) -> dict[str, State]:

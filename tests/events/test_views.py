@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from silverexport.errors import IntegrityError
 from silverexport.events import views as views_module
 from silverexport.events.audit import rebuild, verify
 from silverexport.events.log import EventLog
@@ -155,3 +157,21 @@ def test_views_of_an_older_shape_are_dropped_and_caught_up_in_chunks(log, views)
     assert again.checkpoint() == 0 and again.load_all() == {}
     assert again.catch_up(log.read) == log.count()
     assert again.load_all() == _replayed(log)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_replay_gives_back_the_cycle_collector_as_it_found_it(log, enabled):
+    """A replay pauses the cycle collector for speed; it must restore it, even on failure."""
+    random_log(log, jobs=20)
+    good = list(log.read_batches(with_hash=False))
+    bad = [[(10**9, "nobody", 2, JobStarted.type, '{"attempt":1,"owner":null}', "t")]]
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        states, _, count = views_module.replay(good)
+        assert gc.isenabled() is enabled and count == log.count() and len(states) == 20
+        with pytest.raises(IntegrityError, match="for unknown job nobody"):
+            views_module.replay(bad)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
