@@ -37,6 +37,9 @@ APPEND_TARGET = 3.0
 REBUILD_TARGET = 2.0
 
 
+OWNER = f"bench-host-{os.getpid()}-0123abcd"  # the shape of a process's owner id
+
+
 def lifecycle(n: int) -> list[Event]:
     """Six events of one job, as the supervisor writes them (payloads of about 200 bytes)."""
     return [
@@ -54,8 +57,10 @@ def lifecycle(n: int) -> list[Event]:
             compression="gzip",
             idempotency_key=str(uuid.UUID(int=n)),
             request_digest=f"{n:064x}",
+            max_records=1_000_000,
+            accepted_by=OWNER,
         ),
-        JobStarted(attempt=1, owner=f"exporter@bench-host/{os.getpid()}/{uuid.UUID(int=n)}"),
+        JobStarted(attempt=1, owner=OWNER),
         JobProgressed(rows=50_000),
         JobProgressed(rows=100_000),
         JobCompleted(
