@@ -73,7 +73,7 @@ FIELDS: dict[str, type] = {
 }
 # What the request alone decides never changes, and the job's JobRequested event already holds
 # it: the table keeps what changes and what queries filter on, and reads the rest from that
-# event (its seq is the row's key). Rows half as wide make every write, and a rebuild, cheaper.
+# event (its seq is the row's key). Rows 40% narrower make every write, and a rebuild, cheaper.
 _FROM_REQUEST = ("format", "compression", "filters", "limit", "request_digest", "max_records")
 _FROM_EVENT = (*_FROM_REQUEST, "created_at")  # created_at: the event's recorded_at
 COLUMNS = tuple(c for c in FIELDS if c not in _FROM_EVENT)  # the table's, in order
