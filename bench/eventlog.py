@@ -38,10 +38,18 @@ REBUILD_TARGET = 2.0
 
 
 OWNER = f"bench-host-{os.getpid()}-0123abcd"  # the shape of a process's owner id
+# With --wide: a long host name and client keys of 252 characters (255 is the most allowed).
+WIDE_OWNER = (
+    f"silverexport-7d9f8b6c4-x2x9z.exports.eu-west-1.cluster.internal-{os.getpid()}-0123abcd"
+)
 
 
-def lifecycle(n: int) -> list[Event]:
-    """Six events of one job, as the supervisor writes them (payloads of about 200 bytes)."""
+def lifecycle(n: int, *, wide: bool = False) -> list[Event]:
+    """Six events of one job, as the supervisor writes them.
+
+    Their data averages 130 bytes (a request about 340); `wide` makes it about 180.
+    """
+    owner = WIDE_OWNER if wide else OWNER
     return [
         JobRequested(
             tenant="tenant-a",
@@ -55,12 +63,12 @@ def lifecycle(n: int) -> list[Event]:
             },
             limit=None,
             compression="gzip",
-            idempotency_key=str(uuid.UUID(int=n)),
+            idempotency_key=str(uuid.UUID(int=n)) * (7 if wide else 1),
             request_digest=f"{n:064x}",
             max_records=1_000_000,
-            accepted_by=OWNER,
+            accepted_by=owner,
         ),
-        JobStarted(attempt=1, owner=OWNER),
+        JobStarted(attempt=1, owner=owner),
         JobProgressed(rows=50_000),
         JobProgressed(rows=100_000),
         JobCompleted(
@@ -76,7 +84,7 @@ def lifecycle(n: int) -> list[Event]:
 
 
 def ticks(
-    jobs: int, interleave: int, max_batch: int | None = None
+    jobs: int, interleave: int, max_batch: int | None = None, *, wide: bool = False
 ) -> Iterator[list[tuple[str, int, Event]]]:
     """What reaches the supervisor together: one event from each of `interleave` running jobs,
     committed in batches of at most `max_batch` events.
@@ -87,7 +95,7 @@ def ticks(
     started = 0
     slots: list[tuple[str, list[Event], int] | None] = []
     for i in range(min(interleave, jobs)):
-        slots.append((uuid.uuid4().hex, lifecycle(started), -(i % 6)))
+        slots.append((uuid.uuid4().hex, lifecycle(started, wide=wide), -(i % 6)))
         started += 1
     while any(slots):
         batch = []
@@ -101,7 +109,7 @@ def ticks(
             if pos < len(events):
                 slots[i] = (stream, events, pos)
             elif started < jobs:
-                slots[i] = (uuid.uuid4().hex, lifecycle(started), 0)
+                slots[i] = (uuid.uuid4().hex, lifecycle(started, wide=wide), 0)
                 started += 1
             else:
                 slots[i] = None
@@ -208,10 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="read-side runs of each side, taken in turns; the best counts (less noise)",
     )
+    parser.add_argument(
+        "--wide", action="store_true", help="long owner ids and client keys (~180-byte data)"
+    )
     parser.add_argument("--skip-eventsourcing", action="store_true")
     args = parser.parse_args(argv)
 
-    batches = list(ticks(args.jobs, args.interleave, args.max_batch))
+    batches = list(ticks(args.jobs, args.interleave, args.max_batch, wide=args.wide))
     events = [e for b in batches for _, _, e in b]
     payload = sum(len(encode_data(e)) for e in events) / len(events)
     print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}")

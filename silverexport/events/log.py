@@ -15,7 +15,7 @@ import sqlite_utils
 from .. import sqlite
 from ..errors import ConcurrencyError, IntegrityError, StorageError
 from ..timeutil import now_text
-from .types import EVENT_TYPES, Event, RecordedEvent, decode, encode_data
+from .types import EVENT_TYPES, Event, JobRequested, RecordedEvent, decode, encode_data
 
 GENESIS_HASH = "0" * 64
 APPEND_ONLY_MESSAGE = "events are append-only"
@@ -36,6 +36,13 @@ CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END;
+"""
+# One tenant's idempotency key names one job: the log itself refuses a second request with it,
+# from any process, with views or without.
+_IDEMPOTENCY_INDEX = f"""
+CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (
+    json_extract(data, '$.tenant'), json_extract(data, '$.idempotency_key')
+) WHERE type = '{JobRequested.type}' AND json_extract(data, '$.idempotency_key') IS NOT NULL
 """
 
 
@@ -93,6 +100,14 @@ class EventLog:
         self.db = sqlite.connect(self.path)
         if create:
             self.db.executescript(_SCHEMA)
+            try:
+                self.db.execute(_IDEMPOTENCY_INDEX)
+            except sqlite3.IntegrityError:
+                self.db.close()
+                raise IntegrityError(
+                    f"{self.path}: two requests of one tenant share an idempotency key "
+                    "(appended by a version without the log's own guard)"
+                ) from None
         elif not self.db["events"].exists():
             self.db.close()
             raise StorageError(f"{self.path} holds no event log (no events table)")

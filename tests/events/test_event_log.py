@@ -83,6 +83,35 @@ def test_two_event_logs_on_one_file_race_for_a_version(tmp_path, log):
         other.close()
 
 
+def test_the_log_refuses_a_second_request_with_one_tenant_s_idempotency_key(tmp_path, log):
+    """The guard is the log's own: a process appending without views meets it too."""
+    log.append("j1", 0, requested(1, tenant="alice", key="k"))
+    bare = EventLog(tmp_path / "events.db")  # another process, no views
+    try:
+        before = _counts(log)
+        for appender in (bare, log):
+            with pytest.raises(ConcurrencyError, match="another writer appended first"):
+                appender.append_batch(
+                    [Append("j9", 0, [requested(9)]), Append("j2", 0, [requested(2, key="k")])]
+                )
+            assert _counts(log) == before  # all or nothing: j9 is not written either
+        # Another tenant's key, no key at all (many times), and the same key's own job go in.
+        log.append("j2", 0, requested(2, tenant="bob", key="k"))
+        log.append_batch([Append("j3", 0, [requested(3)]), Append("j4", 0, [requested(4)])])
+        log.append("j1", 1, JobStarted(attempt=1))
+        assert log.count() == before[0] + 4
+    finally:
+        bare.close()
+
+
+def test_opening_a_log_whose_requests_share_a_key_names_the_problem(tmp_path, log):
+    log.append("j1", 0, requested(1, key="k"))
+    log.db.execute("DROP INDEX events_idempotency")  # as a log written without the guard was
+    log.append("j2", 0, requested(2, key="k"))
+    with pytest.raises(IntegrityError, match="two requests of one tenant share an idempotency"):
+        EventLog(tmp_path / "events.db")
+
+
 def test_group_commit_is_all_or_nothing_on_a_version_conflict(log):
     log.append("j1", 0, requested(1))
     before = _counts(log)
