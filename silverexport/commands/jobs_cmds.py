@@ -113,11 +113,12 @@ def _all_jobs(system: ExportSystem, status: str | None, most: int | None) -> lis
     """Newest first, page after page, up to `most` (all when None)."""
     views, cursor = [], None
     while most is None or len(views) < most:
-        page, cursor = system.list(status=status, limit=500, cursor=cursor)
+        want = 500 if most is None else min(500, most - len(views))
+        page, cursor = system.list(status=status, limit=want, cursor=cursor)
         views += page
         if cursor is None:
             break
-    return views if most is None else views[:most]
+    return views
 
 
 def prune(args: argparse.Namespace) -> int:

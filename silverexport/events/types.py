@@ -94,8 +94,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
     cls: tuple(sorted(f.name for f in fields(cls))) for cls in EVENT_TYPES.values()
 }
-_ALLOWED = {cls.type: frozenset(names) for cls, names in _FIELD_NAMES.items()}
-ALLOWED_FIELDS = _ALLOWED  # read by replay's fast path
+# Each type's exact field names; replay's fast path reads them too.
+ALLOWED_FIELDS = {cls.type: frozenset(names) for cls, names in _FIELD_NAMES.items()}
 _REQUIRED = {
     cls.type: frozenset(f.name for f in fields(cls) if f.default is MISSING)
     for cls in EVENT_TYPES.values()
@@ -123,7 +123,7 @@ def decode_data(type_name: str, data: str | bytes) -> dict[str, Any]:
     The same checks as building the event, without building it: replaying a long log folds
     these dicts directly. Unknown types, unknown fields and missing fields are errors.
     """
-    allowed = _ALLOWED.get(type_name)
+    allowed = ALLOWED_FIELDS.get(type_name)
     if allowed is None:
         raise IntegrityError(f"unknown event type {type_name!r} in the log")
     try:

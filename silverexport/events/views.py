@@ -107,8 +107,9 @@ _CREATE_INDEXES = (
 )
 # A row joined to its JobRequested; a row whose key names any other event is not a job's view.
 # It ends inside the join's condition: a query adds its own with `AND`.
+_JOINED = ", ".join(f'j."{c}"' for c in COLUMNS)
 _SELECT = (
-    f"SELECT {', '.join(f'j.{q}' for q in _QUOTED.split(', '))}, e.data, e.recorded_at "
+    f"SELECT {_JOINED}, e.data, e.recorded_at "
     f"FROM {JOBS_TABLE} AS j JOIN events AS e ON e.seq = j.created_seq "
     f"AND e.stream_id = j.job_id AND e.version = 1 AND e.type = '{JobRequested.type}'"
 )

@@ -142,8 +142,9 @@ def line_sql(ds: Dataset, fmt: ExportFormat) -> str:
     in their text (and, for JSONL, rows with text to escape) take.
     """
     if fmt is ExportFormat.CSV:
-        template = ",".join(_csv_fast(c, None)[0] for c in ds.columns) + CR + LF
-        plain = _printf(template, [_csv_fast(c, None)[1] for c in ds.columns])
+        specs, args = zip(*(_csv_fast(c, None) for c in ds.columns), strict=True)
+        template = ",".join(specs) + CR + LF
+        plain = _printf(template, list(args))
         quoting = _printf(template, [_csv_fast(c, i)[1] for i, c in enumerate(ds.columns)])
         slow = " || ',' || ".join(_csv_slow(c) for c in ds.columns) + f" || {_lit(CR + LF)}"
         return (
@@ -152,8 +153,10 @@ def line_sql(ds: Dataset, fmt: ExportFormat) -> str:
         )
     # The keys are constant text in the template (a literal % doubled for printf).
     key = {c.name: json.dumps(c.name, ensure_ascii=False).replace("%", "%%") for c in ds.columns}
-    template = "{" + ",".join(f"{key[c.name]}:{_json_fast(c)[0]}" for c in ds.columns) + "}" + LF
-    plain = _printf(template, [_json_fast(c)[1] for c in ds.columns])
+    specs, args = zip(*(_json_fast(c) for c in ds.columns), strict=True)
+    fields = (f"{key[c.name]}:{spec}" for c, spec in zip(ds.columns, specs, strict=True))
+    template = "{" + ",".join(fields) + "}" + LF
+    plain = _printf(template, list(args))
     pairs = ", ".join(f"{_lit(c.name)}, {_json_slow(c)}" for c in ds.columns)
     return (
         f"CASE WHEN {CSV_QUOTE} >= {JSON_PLAIN} THEN {plain} "
