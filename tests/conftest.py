@@ -35,14 +35,6 @@ def _no_settings_from_the_caller():
 
 
 @pytest.fixture(autouse=True)
-def _no_settings_left_by_a_test():
-    """A test that set os.environ by hand must not hand its settings to the next one."""
-    yield
-    for name in project_settings_in(os.environ):
-        del os.environ[name]
-
-
-@pytest.fixture(autouse=True)
 def _stop_all_actors():
     """A failing test must not leave actor threads behind to hang the suite."""
     yield
