@@ -61,7 +61,6 @@ async def test_every_name_of_the_contract_is_exposed_with_its_labels(client):
     for name, (kind, labels) in EXPECTED.items():
         assert name in before.families, name
         assert before.families[name].type == kind, name
-    for name, (kind, labels) in EXPECTED.items():
         for sample in before.families[name].samples:
             if sample.name.endswith(("_bucket", "_created")):
                 continue
@@ -97,9 +96,11 @@ async def test_values_move_with_jobs_appends_and_requests(open_system, serve):
 
     labels = {"status": "completed", "dataset": "token_transfers", "format": "csv"}
     assert after.value("silverexport_jobs_finished_total", **labels) == 1
-    assert after.value(
-        "silverexport_export_rows_total", dataset="token_transfers", format="csv"
-    ) == done.rows > 0
+    assert (
+        after.value("silverexport_export_rows_total", dataset="token_transfers", format="csv")
+        == done.rows
+        > 0
+    )
     assert after.value("silverexport_export_seconds_count") == 1
     assert after.value("silverexport_jobs", status="completed") == 1
     assert after.value("silverexport_jobs", status="running") == 0

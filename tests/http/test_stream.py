@@ -91,7 +91,7 @@ async def test_resume_after_last_event_id_or_after(client, system):
 
 
 async def test_resume_of_a_live_job_skips_what_was_seen(open_system, serve):
-    gate, system, client, job = await held_job(open_system, serve)
+    gate, _system, client, job = await held_job(open_system, serve)
     seen = await history(client, job["job_id"])
     resp = await client.get(
         stream_url(job["job_id"]), headers={**ALICE, "Last-Event-ID": str(seen[0]["seq"])}
@@ -104,7 +104,7 @@ async def test_resume_of_a_live_job_skips_what_was_seen(open_system, serve):
 
 
 async def test_keep_alive_comments_while_nothing_happens(open_system, serve):
-    gate, system, client, job = await held_job(open_system, serve, stream_keepalive_seconds=0.05)
+    gate, _system, client, job = await held_job(open_system, serve, stream_keepalive_seconds=0.05)
     resp = await client.get(stream_url(job["job_id"]), headers=ALICE)
     reader = SSEReader(resp)
     assert [(await reader.next_event()).event for _ in range(2)] == ["JobRequested", "JobStarted"]
@@ -119,7 +119,7 @@ async def test_keep_alive_comments_while_nothing_happens(open_system, serve):
 
 
 async def test_a_cancelled_job_ends_its_stream(open_system, serve):
-    gate, system, client, job = await held_job(open_system, serve)
+    _gate, _system, client, job = await held_job(open_system, serve)
     resp = await client.get(stream_url(job["job_id"]), headers=ALICE)
     reader = SSEReader(resp)
     assert (await reader.next_event()).event == "JobRequested"
@@ -205,7 +205,7 @@ async def wait_until(condition, what: str, timeout: float = 30.0) -> None:
 
 
 async def test_a_client_that_goes_away_is_unsubscribed(open_system, serve):
-    gate, system, client, job = await held_job(open_system, serve)
+    gate, _system, client, job = await held_job(open_system, serve)
     hub = client.app[HUB]
     resp = await client.get(stream_url(job["job_id"]), headers=ALICE)
     assert (await SSEReader(resp).next_event()).event == "JobRequested"
@@ -216,7 +216,7 @@ async def test_a_client_that_goes_away_is_unsubscribed(open_system, serve):
 
 
 async def test_shutting_down_ends_open_streams(open_system, serve):
-    gate, system, client, job = await held_job(open_system, serve)
+    gate, _system, client, job = await held_job(open_system, serve)
     resp = await client.get(stream_url(job["job_id"]), headers=ALICE)
     reader = SSEReader(resp)
     assert (await reader.next_event()).event == "JobRequested"

@@ -409,7 +409,7 @@ function describeEvent(event) {
     case "JobCompleted":
       return `${d.rows.toLocaleString("en")} rows, ${formatBytes(d.bytes)}${d.truncated ? ", truncated" : ""} · sha256 ${d.sha256.slice(0, 12)}…`;
     case "JobFailed": return `${d.error}${d.will_retry ? " (will retry)" : ""}`;
-    case "JobCancelled": return "cancelled";
+    case "JobCancelled": return d.reason || "cancelled by request";
     case "JobExpired": return d.file_deleted ? "file deleted" : "expired";
     default: return JSON.stringify(d);
   }
