@@ -45,8 +45,10 @@ class Hold:
         return export_to_file(store_path, dataset, *args, should_stop=should_stop, **kw)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: Playwright's sync API holds an event loop while it runs, which asyncio
+    tests elsewhere in the session must not find still running."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:  # pragma: no cover - the test extra installs it
