@@ -33,7 +33,6 @@ T = TypeVar("T")
 READ_BATCH = 1000  # events per poll query; a backlog is read in several, back to back
 BACKLOG = 1000  # events waiting for one slow stream before it rereads the log instead
 DISCONNECT_CHECK_SECONDS = 2.0  # how soon a waiting stream notices its client has gone
-RETRY_MILLISECONDS = 2000  # the reconnection delay suggested to clients
 _SEQ = re.compile(r"[0-9]{1,18}")
 HEADERS = {
     hdrs.CONTENT_TYPE: "text/event-stream",
@@ -122,6 +121,7 @@ class StreamHub:
     async def close(self, *_: Any) -> None:
         """End every open stream (on shutdown, so draining handlers does not wait on them)."""
         self.closed = True
+        self._ready.set()  # a subscriber waiting for the first poll returns, closed
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.close()
@@ -239,7 +239,8 @@ async def _send(
     last = after
     ended = False
     try:
-        await response.write(b"retry: %d\n\n" % RETRY_MILLISECONDS)  # sends the headers now
+        # A comment first: it sends the headers now, and every SSE parser skips it.
+        await response.write(b": events of job %s\n\n" % sub.job_id.encode())
         pending = history
         while True:
             chunk = []
