@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from .actors.owners import OwnerLock
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
-from .errors import NotFoundError, ValidationError
+from .errors import NotFoundError, StorageError, ValidationError
 from .events.log import EventLog
 from .events.types import RecordedEvent
 from .events.views import JOBS_TABLE, ViewTables, newest_states, to_view
@@ -256,7 +257,10 @@ class ExportSystem:
     def job_counts(self) -> dict[str, int]:
         """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
         sql = f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status"
-        return dict(self._reader().execute(sql).fetchall())
+        try:
+            return dict(self._reader().execute(sql).fetchall())
+        except sqlite3.OperationalError as e:  # a locked or missing file: 503, not a 500
+            raise StorageError(f"could not count the jobs in the views: {e}") from e
 
     def list(
         self,
