@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from silverexport.http.stream import HUB
+from tests.reliability.serve_process import ROOT
 
 from .conftest import ALICE, BOB, Gate, create, error_of, wait_done
 from .sse import SSEReader
@@ -145,22 +146,6 @@ async def test_another_tenants_job_and_bad_input(client, system):
         assert field in error["message"]
 
 
-OTHER_PROCESS = """
-import sys
-from silverexport import ExportRequest, ExportSystem
-from silverexport.silver.writers import export_to_file
-
-def held(*args, **kwargs):  # runs once the test says so on stdin
-    sys.stdin.readline()
-    return export_to_file(*args, **kwargs)
-
-with ExportSystem.open(sys.argv[1], export_fn=held) as system:
-    job = system.submit(ExportRequest(dataset="token_transfers", format="csv"), tenant="alice")
-    print(job.job_id, flush=True)
-    print(system.wait(job.job_id, timeout=60).status, flush=True)
-"""
-
-
 async def test_a_job_run_by_another_process_streams_too(open_system, serve, tmp_path):
     """Another process (another node) runs the job on the same log; this one only serves."""
     data_dir = tmp_path / "data"
@@ -169,9 +154,10 @@ async def test_a_job_run_by_another_process_streams_too(open_system, serve, tmp_
     client = await serve(system)
     other = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        OTHER_PROCESS,
+        "-m",
+        "tests.http.held_job_worker",
         str(data_dir),
+        cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
