@@ -244,7 +244,7 @@ class ExportSystem:
 
     def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
         """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
-        events = EventLog.read_from(self._reader(), after_seq)
+        events = self.log.read_from(self._reader(), after_seq)
         try:
             return [event for event, _ in zip(events, range(limit), strict=False)]
         finally:
