@@ -57,6 +57,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/export/jobs/{job_id}/events", jobs.job_events)
     router.add_get("/v1/export/jobs/{job_id}/stream", stream_job)
     router.add_get("/v1/export/{wallet}", wallet_export)
+    router.add_get("/ui", dashboard.dashboard_redirect)
     router.add_get("/ui/", dashboard.dashboard_index)
     router.add_get("/ui/{asset}", dashboard.dashboard_asset)
 

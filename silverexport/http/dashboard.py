@@ -35,6 +35,11 @@ def load_assets() -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in ASSET_TYPES}
 
 
+async def dashboard_redirect(request: web.Request) -> web.Response:
+    """`/ui` is where people type; the page's relative links need the slash."""
+    return web.Response(status=308, headers={hdrs.LOCATION: "/ui/"})
+
+
 async def dashboard_index(request: web.Request) -> web.Response:
     return _asset(request, INDEX)
 

@@ -55,6 +55,24 @@ def live_paths(
                 },
             },
         },
+        "/ui": {
+            "get": {
+                "operationId": "dashboardRedirect",
+                "summary": "Redirects to the dashboard at /ui/",
+                "security": [],
+                "responses": {
+                    "308": {
+                        "description": "The dashboard is at /ui/",
+                        "headers": {
+                            "Location": {
+                                "required": True,
+                                "schema": {"type": "string", "const": "/ui/"},
+                            }
+                        },
+                    }
+                },
+            }
+        },
         "/ui/": {
             "get": {
                 "operationId": "dashboard",

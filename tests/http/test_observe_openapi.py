@@ -24,6 +24,9 @@ async def test_live_and_operations_routes_match_the_document(client, system):
         await doc.check("GET", stream_t, resp)
     await doc.check("GET", "/metrics", await client.get("/metrics"))
     await doc.check("GET", "/ui/", await client.get("/ui/"))
+    redirect = await client.get("/ui", allow_redirects=False)
+    assert redirect.headers["Location"] == "/ui/"
+    await doc.check("GET", "/ui", redirect)
     for asset in ("dashboard.js", "dashboard.css", "index.html", "nope.js"):
         await doc.check("GET", "/ui/{asset}", await client.get(f"/ui/{asset}"))
     assert {(t, s) for _, t, s in doc.seen} >= {
@@ -32,4 +35,5 @@ async def test_live_and_operations_routes_match_the_document(client, system):
         (stream_t, 401),
         (stream_t, 404),
         ("/ui/{asset}", 404),
+        ("/ui", 308),
     }
