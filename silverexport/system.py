@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -23,10 +24,11 @@ from .actors.owners import OwnerLock
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
-from .errors import NotFoundError, ValidationError
+from .errors import NotFoundError, StorageError, ValidationError
 from .events.log import EventLog
 from .events.types import RecordedEvent
-from .events.views import ViewTables, newest_states, to_view
+from .events.views import JOBS_TABLE, ViewTables, newest_states, to_view
+from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
 
@@ -57,7 +59,9 @@ class ExportSystem:
         self._readers_lock = threading.Lock()
         self._closed = False
         self.owner = OwnerLock(settings.owners_dir)
-        self.log = EventLog(settings.events_path)
+        self.metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
+        # Timed appends, and the jobs they finish, are counted outside events/ (SPEC §10).
+        self.log = MeteredLog(EventLog(settings.events_path), self._appended)
         self.log.projector = ViewTables(self.log.db)
         try:
             self.supervisor = JobSupervisor.start(
@@ -161,6 +165,9 @@ class ExportSystem:
     def _ask(self, message: Any) -> Any:
         return self.supervisor.ask(message, timeout=ASK_TIMEOUT)
 
+    def _appended(self, records: list[RecordedEvent], seconds: float) -> None:
+        self.metrics.observe_append(records, seconds, self._views.get)
+
     def _publish(self, view: JobView) -> None:
         with self._changed:
             self._views[view.job_id] = view
@@ -234,6 +241,26 @@ class ExportSystem:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
         return list(EventLog.read_from(self._reader(), 0, stream_id=job_id))
+
+    def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
+        """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
+        events = self.log.read_from(self._reader(), after_seq)
+        try:
+            return [event for event, _ in zip(events, range(limit), strict=False)]
+        finally:
+            events.close()
+
+    def last_seq(self) -> int:
+        """The newest seq in the log (0 when empty)."""
+        return self._reader().execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
+        sql = f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status"
+        try:
+            return dict(self._reader().execute(sql).fetchall())
+        except sqlite3.OperationalError as e:  # a locked or missing file: 503, not a 500
+            raise StorageError(f"could not count the jobs in the views: {e}") from e
 
     def list(
         self,
