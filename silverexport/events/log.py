@@ -13,7 +13,7 @@ import orjson
 import sqlite_utils
 
 from .. import sqlite
-from ..errors import ConcurrencyError, IntegrityError, StorageError
+from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
 from .types import EVENT_TYPES, Event, JobRequested, RecordedEvent, decode, encode_data
 
@@ -50,6 +50,19 @@ _INSERT = (
     "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+# The constraints a second writer can collide with: contention, worth a retry. Any other
+# constraint failing inside an append (a projector's, a trigger's) is a defect of ours.
+_COLLISIONS = (
+    "UNIQUE constraint failed: events.stream_id, events.version",
+    "UNIQUE constraint failed: events.seq",
+    "UNIQUE constraint failed: index 'events_idempotency'",
+)
+
+
+def _is_collision(error: sqlite3.IntegrityError) -> bool:
+    return str(error) in _COLLISIONS
 
 
 def chain_hash(
@@ -168,7 +181,9 @@ class EventLog:
                 if self.projector is not None and recorded:
                     self.projector.project(self.db, recorded)
         except sqlite3.IntegrityError as e:
-            raise ConcurrencyError(f"another writer appended first: {e}") from e
+            if _is_collision(e):
+                raise ConcurrencyError(f"another writer appended first: {e}") from e
+            raise InternalError(f"the append broke a constraint: {e}") from e
         except sqlite3.OperationalError as e:
             raise StorageError(f"could not append to the event log: {e}") from e
         return recorded
