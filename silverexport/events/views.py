@@ -87,6 +87,7 @@ _ACTIVE = "j.status IN ('queued', 'running')"
 _OVER = "j.status IN ('completed', 'failed', 'cancelled')"
 # The active set and the next expiries are found through small partial indexes, so start-up and
 # the expiry timer cost what is active or due, not what the log has ever held.
+_INDEX_NAMES = ("jobs_tenant_created", "jobs_active", "jobs_expiry")
 _CREATE_INDEXES = (
     f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_seq)",
     f"CREATE INDEX IF NOT EXISTS jobs_active ON {JOBS_TABLE} (status, created_seq) "
@@ -156,9 +157,16 @@ class ViewTables:
     def __init__(self, db: sqlite_utils.Database, *, create: bool = True):
         """With `create=False` the tables are used as found (verify reports what is wrong)."""
         self.db = db
-        if create:
+        if create and not self._schema_current():
             with sqlite.immediate(db):
                 self.ensure_schema()
+
+    def _schema_current(self) -> bool:
+        """True when every table and index is there as this version makes them: opening an
+        existing data dir then takes no write lock."""
+        have = tuple((r[1], r[5]) for r in self.db.execute(f"PRAGMA table_info({JOBS_TABLE})"))
+        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        return have == _SHAPE and {CHECKPOINT_TABLE, *_INDEX_NAMES} <= names
 
     def ensure_schema(self, *, indexes: bool = True) -> None:
         """Create the tables; views of an older shape are dropped, to be caught up from seq 0."""
@@ -193,10 +201,27 @@ class ViewTables:
         with cyclic_gc_paused():  # as in a replay: many dicts, no cycles
             return {row[0]: _state_of(row) for row in rows}
 
-    def load_active(self) -> dict[str, State]:
-        """Every queued or running job, in creation order: what a process keeps in memory."""
-        rows = self.db.execute(f"{_SELECT} AND {_ACTIVE} ORDER BY j.created_seq")
-        return {row[0]: _state_of(row) for row in rows}
+    def active_snapshot(self) -> tuple[int, dict[str, State]]:
+        """(checkpoint, every queued or running job in creation order), read as of one moment:
+        what a process keeps in memory, and where in the log it is."""
+        with sqlite.snapshot(self.db):
+            checkpoint = self.checkpoint()
+            rows = self.db.execute(f"{_SELECT} AND {_ACTIVE} ORDER BY j.created_seq")
+            return checkpoint, {row[0]: _state_of(row) for row in rows}
+
+    @staticmethod
+    def read_state(db: sqlite_utils.Database, job_id: str) -> State | None:
+        """One job's persisted state, through any connection to the log's file."""
+        return ViewTables._load_many(db, [job_id]).get(job_id)
+
+    @staticmethod
+    def queued_ahead_of(db: sqlite_utils.Database, job_id: str) -> int:
+        """How many jobs (of any process) are queued and were created before this one."""
+        sql = (
+            f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j WHERE {_ACTIVE} AND j.status = '{_QUEUED}' "
+            "AND j.created_seq < (SELECT seq FROM events WHERE stream_id = ? AND version = 1)"
+        )
+        return db.execute(sql, [job_id]).fetchone()[0]
 
     def load_many(self, job_ids: list[str]) -> dict[str, State]:
         return self._load_many(self.db, job_ids)
@@ -205,14 +230,6 @@ class ViewTables:
         """Finished jobs whose expires_at has come, soonest first."""
         sql = f"{_SELECT} AND {_OVER} AND j.expires_at <= ? ORDER BY j.expires_at LIMIT ?"
         return [_state_of(row) for row in self.db.execute(sql, [now, limit])]
-
-    def queued_before(self, created_seq: int) -> int:
-        """How many jobs (of any process) are queued and were created before this one."""
-        sql = (
-            f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j "
-            f"WHERE {_ACTIVE} AND j.status = '{_QUEUED}' AND j.created_seq < ?"
-        )
-        return self.db.execute(sql, [created_seq]).fetchone()[0]
 
     @staticmethod
     def _load_many(db: sqlite_utils.Database, job_ids: list[str]) -> dict[str, State]:
