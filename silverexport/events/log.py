@@ -112,9 +112,12 @@ class EventLog:
             raise StorageError(f"no event log at {self.path}")
         self.db = sqlite.connect(self.path)
         if create:
-            self.db.executescript(_SCHEMA)
             try:
+                self.db.executescript(_SCHEMA)
                 self.db.execute(_IDEMPOTENCY_INDEX)
+            except sqlite3.OperationalError as e:
+                self.db.close()
+                raise StorageError(f"could not open the event log {self.path}: {e}") from e
             except sqlite3.IntegrityError:
                 self.db.close()
                 raise IntegrityError(
