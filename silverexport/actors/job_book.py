@@ -76,15 +76,15 @@ class JobBook:
         except ConcurrencyError:
             self.catch_up()
             raise
+        for rec in records:
+            _log_change(rec)  # before it is published: a waiter may read the log at once
         if records[0].seq != self.seen_seq + 1:
             self.catch_up()  # another process appended in between: read it all in order
         else:
-            self.apply(records, ours=True)
-        for rec in records:
-            _log_change(rec)
+            self.apply(records)
         return self.get(job_id) or {}
 
-    def apply(self, records: list[RecordedEvent], *, ours: bool = False) -> None:
+    def apply(self, records: list[RecordedEvent]) -> None:
         for rec in records:
             self.seen_seq = rec.seq
             if not is_job_event(rec):
