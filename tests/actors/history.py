@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from silverexport.events.log import Append, EventLog
 from silverexport.events.types import JobCompleted, JobRequested, JobStarted
 from silverexport.events.views import ViewTables
+from silverexport.model import ExportRequest
+from silverexport.validation import check_request
 
 
 def request(tenant: str, *, owner: str, target: str = "t1", key: str | None = None):
@@ -19,7 +20,10 @@ def request(tenant: str, *, owner: str, target: str = "t1", key: str | None = No
         limit=None,
         compression=None,
         idempotency_key=key,
-        request_digest=hashlib.sha256(f"{tenant}{target}{key}".encode()).hexdigest(),
+        request_digest=check_request(
+            ExportRequest(dataset="token_transfers", format="csv", target_id=target),
+            max_records=100_000,
+        ).digest,
         max_records=100_000,
         accepted_by=owner,
     )
