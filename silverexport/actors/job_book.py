@@ -69,7 +69,9 @@ class JobBook:
 
     def append(self, job_id: str, *events: Event) -> State:
         """Append to one job's stream at the version we know; on conflict, catch up and raise."""
-        state = self.get(job_id)
+        state = self.active.get(job_id)
+        if state is None and not isinstance(events[0], JobRequested):
+            state = self.views.load(job_id)  # a job over already (its expiry, say)
         version = state["version"] if state else 0
         try:
             records = self.log.append_batch([Append(job_id, version, events)])
@@ -80,11 +82,12 @@ class JobBook:
             _log_change(rec)  # before it is published: a waiter may read the log at once
         if records[0].seq != self.seen_seq + 1:
             self.catch_up()  # another process appended in between: read it all in order
-        else:
-            self.apply(records)
-        return self.get(job_id) or {}
+            return self.get(job_id) or {}
+        return self.apply(records)[job_id]
 
-    def apply(self, records: list[RecordedEvent]) -> None:
+    def apply(self, records: list[RecordedEvent]) -> dict[str, State]:
+        """Fold events read from the log in; returns the jobs' states they left."""
+        touched: dict[str, State] = {}
         for rec in records:
             self.seen_seq = rec.seq
             if not is_job_event(rec):
@@ -94,12 +97,15 @@ class JobBook:
                 # A job over already (only expiry follows): the views hold it as it is now.
                 state = self.views.load(rec.stream_id)
                 if state is not None:
+                    touched[rec.stream_id] = state
                     self.changed(state)
                     self.publish(to_view(state))
                 continue
             if prev is not None and rec.seq <= prev["last_seq"]:
                 continue  # loaded at start-up already past this event
-            self._track(prev, fold(prev, rec))
+            touched[rec.stream_id] = state = fold(prev, rec)
+            self._track(prev, state)
+        return touched
 
     def _track(self, prev: State | None, state: State) -> None:
         job_id, status = state["job_id"], state["status"]

@@ -220,7 +220,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             else:
                 self.queue.push(msg.tenant, job_id)
                 self._schedule()
-            return Submitted(to_view(self.book.get(job_id) or state), created=True)
+            return Submitted(to_view(state), created=True)
         raise ConflictError("the job could not be recorded; please retry")
 
     def _lookup(self, job_id: str, tenant: str | None) -> State:
