@@ -3,9 +3,9 @@
     .venv/bin/python bench/finished_jobs.py [--small 2000] [--large 100000] [--repeat 3]
 
 Two data dirs, one with `--small` and one with `--large` completed jobs (plus the same few
-queued ones), are built once under bench/.work/ by appending their events straight to the log
-in big batches (the views kept in step, as any writer does). Then, in a fresh process per run
-and per data dir, the same measurements:
+queued ones of a live process), are built once under bench/.work/ by appending their events
+straight to the log in big batches (the views kept in step, as any writer does). Then, in a
+fresh process per run and per data dir, a serving system is opened and measured:
 
 - start-up: `ExportSystem.open` on the data dir, wall time;
 - RSS: the process's resident memory after the open, less what it was after the imports;
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import platform
@@ -48,7 +49,7 @@ from silverexport.validation import check_request  # noqa: E402
 
 WORK = HERE / ".work"
 TENANT, KEY = "old", "k1"
-OWNER = "bench-host-1-gone"  # no lock file: a process long dead
+OWNER = "bench-host-1-alive"  # the bench holds its lock: another server, running
 QUEUED = 20  # the same active set in both data dirs
 BATCH = 5_000  # jobs per append transaction
 
@@ -113,6 +114,13 @@ def build(jobs: int) -> Path:
     return data_dir
 
 
+def _hold_owner_lock(data_dir: Path) -> int:
+    (data_dir / "owners").mkdir(exist_ok=True)
+    fd = os.open(data_dir / "owners" / f"{OWNER}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
 def probe(data_dir: Path) -> dict:
     """One fresh process's figures (run as `--probe DIR`)."""
     import aiohttp
@@ -124,9 +132,7 @@ def probe(data_dir: Path) -> dict:
     proc = psutil.Process()
     rss_before = proc.memory_info().rss
     started = time.perf_counter()
-    system = ExportSystem.open(
-        data_dir, api_keys=f"{TENANT}:{KEY}", expiry_interval_seconds=3600, run_jobs=False
-    )
+    system = ExportSystem.open(data_dir, api_keys=f"{TENANT}:{KEY}")
     startup = time.perf_counter() - started
     rss = proc.memory_info().rss - rss_before
     old = f"{0:032x}"
@@ -194,10 +200,15 @@ def main() -> None:
         f"SQLite {sqlite3.sqlite_version}; {platform.platform()}"
     )
     dirs = {n: build(n) for n in (args.small, args.large)}
+    # The queued jobs' process is alive (this one holds its lock), as another server would be:
+    # each probe opens a serving system that holds them but leaves them to their owner.
+    locks = [_hold_owner_lock(d) for d in dirs.values()]
     runs: dict[int, list[dict]] = {n: [] for n in dirs}
     for _ in range(args.repeat):  # interleaved, so drifting load hits both alike
         for n, data_dir in dirs.items():
             runs[n].append(run_probe(data_dir))
+    for fd in locks:
+        os.close(fd)
     med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
     small, large = med[args.small], med[args.large]
     rows = [

@@ -287,6 +287,8 @@ class ViewTables:
 
     def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
         """Apply whatever the log holds after the checkpoint; return how many events."""
+        if next(iter(read(self.checkpoint())), None) is None:
+            return 0  # nothing new: no write lock to wait for (a busy server holds it often)
         with sqlite.immediate(self.db):
             return self._apply_all(self.db, read(self.checkpoint()))
 
