@@ -27,6 +27,7 @@ GIVEN = {
     "catch_up_interval_seconds": ("0.25", 0.25),
     "progress_interval_seconds": ("0", 0.0),
     "max_body_bytes": ("1024", 1024),
+    "stream_keepalive_seconds": ("5", 5.0),  # at most 15 (SPEC §9)
 }
 NUMBERS = {"int", "float"}
 
