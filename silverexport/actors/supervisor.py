@@ -35,7 +35,7 @@ from ..events.types import (
     JobStarted,
     RecordedEvent,
 )
-from ..events.views import State, ViewTables, fold, to_view
+from ..events.views import State, ViewTables, fold, is_job_event, to_view
 from ..model import JobStatus, JobView
 from ..timeutil import now_text
 from ..validation import check_request
@@ -147,9 +147,9 @@ class JobSupervisor(pykka.ThreadingActor):
 
     def _apply(self, records: list[RecordedEvent]) -> None:
         for rec in records:
-            state = fold(self.states.get(rec.stream_id), rec)
             self.seen_seq = rec.seq
-            self._track(state)
+            if is_job_event(rec.event.type):
+                self._track(fold(self.states.get(rec.stream_id), rec))
 
     def _catch_up(self) -> int:
         records = list(self.log.read(self.seen_seq))

@@ -14,7 +14,7 @@ from .. import sqlite
 from ..errors import NotFoundError, ValidationError
 from ..events.audit import histories, history, rebuild, states_at, verify
 from ..events.log import EventLog
-from ..events.types import RecordedEvent, data_of
+from ..events.types import RecordedEvent, public_data
 from ..events.views import State, ViewTables, to_view
 from ..timeutil import format_time, parse_rfc3339
 from .common import add_data_dir, settings_from
@@ -101,7 +101,7 @@ def _print_histories_json(jobs: Iterable[tuple[str, list[RecordedEvent]]]) -> No
 
 def describe(rec: RecordedEvent) -> str:
     """One readable line: seq, version, time, type, and the event's non-empty fields."""
-    data = " ".join(f"{k}={_short(v)}" for k, v in data_of(rec.event).items() if v is not None)
+    data = " ".join(f"{k}={_short(v)}" for k, v in public_data(rec.event).items() if v is not None)
     return f"seq {rec.seq:>6}  v{rec.version:<3} {rec.recorded_at}  {rec.type:<13} {data}".rstrip()
 
 

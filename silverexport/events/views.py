@@ -22,6 +22,7 @@ from ..model import Compression, ExportFormat, JobStatus, JobView
 from ..timeutil import expiry
 from .types import (
     ALLOWED_FIELDS,
+    JOB_EVENT_TYPES,
     JobCancelled,
     JobCompleted,
     JobExpired,
@@ -260,11 +261,17 @@ _DISPATCH = {t: (_APPLY.get(t), fields) for t, fields in ALLOWED_FIELDS.items()}
 _UNKNOWN = (None, None)
 
 
+def is_job_event(type_: str) -> bool:
+    """Jobs' events fold into job states; the log's other streams (webhooks) are not jobs."""
+    return type_ in JOB_EVENT_TYPES
+
+
 def fold_all(states: dict[str, State], records: Iterable[RecordedEvent]) -> int:
     """Fold many events into `states` (keyed by job id); return the last seq seen."""
     last = 0
     for rec in records:
-        states[rec.stream_id] = fold(states.get(rec.stream_id), rec)
+        if is_job_event(rec.event.type):
+            states[rec.stream_id] = fold(states.get(rec.stream_id), rec)
         last = rec.seq
     return last
 
@@ -296,6 +303,8 @@ def _replay(
             # (defaults to fill, an unknown type, a broken row) goes through decode_data,
             # which fills in or raises.
             step, fields = dispatch(type_, _UNKNOWN)
+            if fields is not None and type_ not in JOB_EVENT_TYPES:
+                continue  # another kind of stream; verify checks its data
             try:
                 e = loads(data)
             except orjson.JSONDecodeError:
@@ -499,8 +508,9 @@ class ViewTables:
     def _apply(self, db: sqlite_utils.Database, records: list[RecordedEvent]) -> None:
         if not records:
             return
-        touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
-        for rec in records:
+        jobs = [rec for rec in records if is_job_event(rec.event.type)]
+        touched = self._load_many(db, list({rec.stream_id: None for rec in jobs}))
+        for rec in jobs:
             touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
         db.conn.executemany(_UPSERT, map(_row, touched.values()))
         self._set_checkpoint(db, records[-1].seq)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Settings
-from ..events.types import EVENT_TYPES
+from ..events.types import JOB_EVENT_TYPES
 from ..model import Compression, ExportFormat, JobStatus
 from ..silver.catalog import DATASETS
 from ..system import LIST_MAX
@@ -170,7 +170,7 @@ def _schemas(settings: Settings, datasets: list[str]) -> dict[str, Any]:
             "properties": {
                 "seq": {"type": "integer", "minimum": 1},
                 "version": {"type": "integer", "minimum": 1},
-                "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+                "type": {"type": "string", "enum": sorted(JOB_EVENT_TYPES)},
                 "data": {"type": "object"},
                 "recorded_at": TIME,
             },

@@ -16,7 +16,7 @@ from silverexport.events import views as views_module
 from silverexport.events.audit import rebuild, verify
 from silverexport.events.log import EventLog
 from silverexport.events.types import (
-    EVENT_TYPES,
+    JOB_EVENT_TYPES,
     JobCancelled,
     JobCompleted,
     JobExpired,
@@ -60,7 +60,7 @@ def test_rebuilt_views_equal_incremental_ones_for_thousands_of_interleaved_jobs(
 
 
 def test_every_event_type_has_its_branch_of_the_fold():
-    assert {*views_module._APPLY, views_module._REQUESTED} == set(EVENT_TYPES)
+    assert {*views_module._APPLY, views_module._REQUESTED} == set(JOB_EVENT_TYPES)
 
 
 @pytest.mark.parametrize(
