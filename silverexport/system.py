@@ -29,6 +29,7 @@ from .events.types import RecordedEvent
 from .events.views import ViewTables, newest_states, to_view
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
+from .webhooks import Resolver, WebhookService
 
 ASK_TIMEOUT = 60.0
 LIST_MAX = 500
@@ -38,7 +39,12 @@ class ExportSystem:
     """A running export system on one data directory. Use as a context manager."""
 
     def __init__(
-        self, settings: Settings, *, export_fn: ExportFn | None = None, run_jobs: bool = True
+        self,
+        settings: Settings,
+        *,
+        export_fn: ExportFn | None = None,
+        run_jobs: bool = True,
+        webhook_resolver: Resolver | None = None,
     ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,15 @@ class ExportSystem:
             self.owner.release()
             self.store.close()
             raise
+        # Webhook deliveries run beside the supervisor, never through it (SPEC §9).
+        self.webhooks = WebhookService(
+            settings,
+            owner_id=self.owner.owner_id,
+            is_alive=self.owner.is_alive,
+            resolver=webhook_resolver,
+        )
+        if run_jobs:
+            self.webhooks.start()
         self._schedule_listener = self._on_slot_release
         self.slots.on_release(self._schedule_listener)
         self._stop_timer = threading.Event()
@@ -93,6 +108,7 @@ class ExportSystem:
         settings: Settings | None = None,
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
+        webhook_resolver: Resolver | None = None,
         **overrides: Any,
     ) -> ExportSystem:
         """Open (creating if needed) the system on `data_dir`; settings come from the
@@ -107,7 +123,9 @@ class ExportSystem:
                 max_concurrent_exports=max_concurrent_exports,
                 **overrides,
             )
-        return cls(settings, export_fn=export_fn, run_jobs=run_jobs)
+        return cls(
+            settings, export_fn=export_fn, run_jobs=run_jobs, webhook_resolver=webhook_resolver
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -126,6 +144,7 @@ class ExportSystem:
         self._stop_timer.set()
         self._timer.join(timeout=10)
         self.slots.remove_listener(self._schedule_listener)
+        self.webhooks.close()
         with contextlib.suppress(pykka.ActorDeadError):
             refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
             for ref in refs:

@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 
 from ..system import ExportSystem
-from . import jobs
+from . import jobs, webhooks
 from .auth import API_KEYS, ApiKeys, auth_middleware
 from .bridge import EXECUTORS, Executors, executors_ctx
 from .common import JSON, SYSTEM
@@ -48,6 +48,9 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/export/jobs/{job_id}/download", jobs.download)
     router.add_get("/v1/export/jobs/{job_id}/events", jobs.job_events)
     router.add_get("/v1/export/{wallet}", wallet_export)
+    router.add_post("/v1/webhooks", webhooks.create_webhook)
+    router.add_get("/v1/webhooks", webhooks.list_webhooks)
+    router.add_delete("/v1/webhooks/{webhook_id}", webhooks.delete_webhook)
 
 
 async def healthz(request: web.Request) -> web.Response:
