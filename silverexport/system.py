@@ -45,6 +45,7 @@ class ExportSystem:
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
         webhook_resolver: Resolver | None = None,
+        deliver_webhooks: bool | None = None,
     ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ class ExportSystem:
             is_alive=self.owner.is_alive,
             resolver=webhook_resolver,
         )
-        if run_jobs:
+        if run_jobs if deliver_webhooks is None else deliver_webhooks:
             self.webhooks.start()
         self._schedule_listener = self._on_slot_release
         self.slots.on_release(self._schedule_listener)
@@ -109,6 +110,7 @@ class ExportSystem:
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
         webhook_resolver: Resolver | None = None,
+        deliver_webhooks: bool | None = None,
         **overrides: Any,
     ) -> ExportSystem:
         """Open (creating if needed) the system on `data_dir`; settings come from the
@@ -116,6 +118,8 @@ class ExportSystem:
 
         `run_jobs=False` opens it for bookkeeping only (listing, pruning): it records and
         reads, but starts no export and recovers no job, leaving that to a serving process.
+        `deliver_webhooks` (default: as `run_jobs`) says whether this process makes webhook
+        deliveries; `webhook_resolver` replaces the system's DNS for webhook hosts.
         """
         if settings is None:
             settings = Settings.from_env(
@@ -124,7 +128,11 @@ class ExportSystem:
                 **overrides,
             )
         return cls(
-            settings, export_fn=export_fn, run_jobs=run_jobs, webhook_resolver=webhook_resolver
+            settings,
+            export_fn=export_fn,
+            run_jobs=run_jobs,
+            webhook_resolver=webhook_resolver,
+            deliver_webhooks=deliver_webhooks,
         )
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -405,6 +405,8 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
+    from .openapi_webhooks import webhook_paths, webhook_schemas  # it builds on this module
+
     datasets = sorted(DATASETS)
     return {
         "openapi": "3.1.0",
@@ -415,8 +417,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(settings, datasets),
+            "schemas": {**_schemas(settings, datasets), **webhook_schemas()},
         },
         "security": [{"bearer": []}],
-        "paths": _paths(datasets),
+        "paths": {**_paths(datasets), **webhook_paths()},
     }

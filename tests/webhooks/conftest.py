@@ -1,8 +1,4 @@
-"""Webhook fixtures: a real receiver (aiohttp on 127.0.0.1), and a resolver with a table.
-
-The table resolver stands for DNS, which a test cannot change: it is the environment the
-policy is checked against, never the thing under test, and it sends no packet anywhere.
-"""
+"""Webhook fixtures: a real receiver (aiohttp on 127.0.0.1) and readers of the log."""
 
 from __future__ import annotations
 
@@ -20,24 +16,9 @@ from silverexport.events.log import EventLog
 from silverexport.events.types import RecordedEvent
 
 from ..http.conftest import ALICE, BOB, KEYS, open_system, serve, transfer_rows  # noqa: F401
+from .resolver import TableResolver  # noqa: F401
 
 WAIT = 30.0
-
-
-class TableResolver:
-    """Host names answered from a dict that a test may change; anything else does not exist."""
-
-    def __init__(self, table: dict[str, list[str]] | None = None):
-        self.table = dict(table or {})
-        self.asked: list[str] = []
-
-    async def addresses(self, host: str) -> list[str]:
-        self.asked.append(host)
-        if host not in self.table:
-            from silverexport.webhooks import TargetRefused
-
-            raise TargetRefused(f'"url": the host {host!r} does not resolve')
-        return list(self.table[host])
 
 
 @dataclass
