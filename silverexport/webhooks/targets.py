@@ -114,7 +114,7 @@ def forbidden_reason(address: Address) -> str | None:
         return f"{why} (inside {address})"
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    for kind in ("loopback", "link_local", "multicast", "unspecified", "private", "reserved"):
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(address, f"is_{kind}"):
             return f"a {kind.replace('_', '-')} address"
     if not address.is_global:
