@@ -20,6 +20,8 @@ from ..timeutil import format_time, parse_rfc3339
 from .common import add_data_dir, settings_from
 
 PROGRESS_FROM = 10_000  # events; smaller logs rebuild faster than a bar can draw
+# What a stream is, by its first event: the log holds jobs, webhooks and their deliveries.
+_KINDS = {"WebhookRegistered": "webhook", "DeliveryScheduled": "delivery"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,7 +86,8 @@ def audit_command(args: argparse.Namespace) -> int:
 def _print_histories(jobs: Iterable[tuple[str, list[RecordedEvent]]]) -> int:
     n = 0
     for n, (job_id, records) in enumerate(jobs, 1):
-        lines = [f"job {job_id}", *("  " + describe(rec) for rec in records)]
+        kind = _KINDS.get(records[0].type, "job") if records else "job"
+        lines = [f"{kind} {job_id}", *("  " + describe(rec) for rec in records)]
         print(("\n" if n > 1 else "") + "\n".join(lines))
     return n
 

@@ -63,7 +63,7 @@ async def test_a_delivery_owed_when_serve_is_killed_is_made_after_the_restart(re
     result = await asyncio.to_thread(cli, "verify", "--data-dir", str(data_dir), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     audit = await asyncio.to_thread(cli, "audit", body["id"], "--data-dir", str(data_dir), env=env)
-    assert "DeliverySucceeded" in audit.stdout
+    assert f"delivery {body['id']}" in audit.stdout and "DeliverySucceeded" in audit.stdout
     registration = await asyncio.to_thread(
         cli, "audit", hook["webhook_id"], "--data-dir", str(data_dir), env=env
     )
