@@ -110,7 +110,8 @@ class Dispatcher:
         assert self.ledger is not None
         free = self.settings.webhook_max_concurrent - len(self.inflight)
         try:
-            claims, next_due = await self._in_db(self.ledger.step, free)
+            busy = frozenset(self.inflight)
+            claims, next_due = await self._in_db(self.ledger.step, free, busy)
         except Exception:
             log.exception("webhook deliveries: could not read or append the log; will retry")
             return time.time() + self.interval

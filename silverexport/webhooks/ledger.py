@@ -195,14 +195,17 @@ class DeliveryLedger:
 
     # -- claiming and recording ----------------------------------------------------------
 
-    def step(self, free: int) -> tuple[list[Claimed], float | None]:
+    def step(
+        self, free: int, busy: frozenset[str] = frozenset()
+    ) -> tuple[list[Claimed], float | None]:
         """Follow the log, settle what needs settling, and claim up to `free` due deliveries.
 
-        Returns the claims and when the next delivery falls due (epoch seconds), if any.
+        `busy` are the deliveries this process is sending now. Returns the claims and when the
+        next delivery falls due (epoch seconds), if any.
         """
         more = self.follow()
         self._retry_unrecorded()
-        self._recover_abandoned()
+        self._recover_abandoned(busy)
         claimed: list[Claimed] = []
         now = time.time()
         while self.due and len(claimed) < free and self.due[0][0] <= now:
@@ -273,36 +276,41 @@ class DeliveryLedger:
         for did, outcome in list(self.unrecorded.items()):
             self.record(did, outcome)
 
-    def _recover_abandoned(self) -> None:
-        """An attempt whose process died before its outcome counts as failed, at once."""
+    def _recover_abandoned(self, busy: frozenset[str]) -> None:
+        """An attempt whose process died before its outcome counts as failed, and is due at
+        once; so is one of ours that nothing here is sending any more."""
         alive: dict[str, bool] = {}
         for did, delivery in list(self.pending.items()):
             owner = delivery.claimed_by
-            if owner is None or owner == self.owner_id:
+            if owner is None or did in busy or did in self.unrecorded:
                 continue
-            if owner not in alive:
-                alive[owner] = self.is_alive(owner)
-            if alive[owner]:
-                continue
-            error = f"interrupted: the process making attempt {delivery.attempts} stopped"
-            if delivery.attempts >= self.settings.webhook_max_attempts:
-                event = self._gave_up(delivery, error)
-            else:
-                event = DeliveryFailed(
-                    attempt=delivery.attempts,
-                    error=error,
-                    status=None,
-                    refused=False,
-                    delay_seconds=0.0,
-                    next_attempt_at=format_time(datetime.now(UTC)),
-                )
-            self._append(did, delivery.version, event)
+            if owner != self.owner_id:
+                if owner not in alive:
+                    alive[owner] = self.is_alive(owner)
+                if alive[owner]:
+                    continue
+            self._interrupted(delivery)
 
     def abandon(self, did: str) -> None:
-        """This process stops before the outcome: hand the attempt back at once."""
+        """This process stops before the outcome: hand the attempt back, due at once."""
         delivery = self.pending.get(did)
         if delivery is not None and delivery.claimed_by == self.owner_id:
-            self.record(did, Outcome(ok=False, error="interrupted: the process stopped"))
+            self._interrupted(delivery)
+
+    def _interrupted(self, delivery: Delivery) -> None:
+        error = f"interrupted: the process making attempt {delivery.attempts} stopped"
+        if delivery.attempts >= self.settings.webhook_max_attempts:
+            event = self._gave_up(delivery, error)
+        else:
+            event = DeliveryFailed(
+                attempt=delivery.attempts,
+                error=error,
+                status=None,
+                refused=False,
+                delay_seconds=0.0,
+                next_attempt_at=format_time(datetime.now(UTC)),
+            )
+        self._append(delivery.delivery_id, delivery.version, event)
 
     def _append(self, did: str, version: int, event: Event) -> bool:
         """Append to a delivery's stream at `version`; False if another process got there."""
