@@ -129,6 +129,7 @@ class DeliveryLedger:
         """Apply what the log gained; True if there may be more to read."""
         for _ in range(batches):
             rows = self.store.rows_after(min(self.state_seq, self.job_seq))
+            scheduled = False
             for row in rows:
                 seq, type_ = row[0], row[3]
                 if type_ in WEBHOOK_TYPES:
@@ -137,12 +138,12 @@ class DeliveryLedger:
                         self.state_seq = seq
                 elif seq > self.job_seq:
                     if type_ in _TERMINAL_JOB_TYPES and self.webhooks:
-                        self._notify(row)
+                        scheduled |= self._notify(row)
                     self.job_seq = seq
             if rows:
                 self.state_seq = max(self.state_seq, rows[-1][0])
                 self.job_seq = max(self.job_seq, rows[-1][0])
-            if len(rows) < BATCH:
+            if len(rows) < BATCH and not scheduled:  # else read what we just appended
                 self.save_position()
                 return False
         self.save_position()
@@ -167,13 +168,14 @@ class DeliveryLedger:
         if delivery.claimed_by is None:
             heapq.heappush(self.due, (delivery.due, stream_id))
 
-    def _notify(self, row: Row) -> None:
-        """Schedule the deliveries a finished job owes to its tenant's webhooks."""
+    def _notify(self, row: Row) -> bool:
+        """Schedule the deliveries a finished job owes to its tenant's webhooks; True if any."""
         seq, job_id, _, _, _, at = row
         name = notification_of(decode_row(row))
         hooks = [h for h in self.webhooks.values() if h.seq < seq and name in h.events]
         if name is None or not hooks:
-            return
+            return False
+        scheduled = False
         job = self.store.job_at(job_id, seq)
         for hook in hooks:
             if hook.tenant != job["tenant"]:
@@ -192,6 +194,8 @@ class DeliveryLedger:
             )
             with contextlib.suppress(ConcurrencyError):  # another process scheduled it first
                 self.store.append(did, 0, event)
+                scheduled = True
+        return scheduled
 
     # -- claiming and recording ----------------------------------------------------------
 
