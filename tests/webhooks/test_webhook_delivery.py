@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import threading
 
 import orjson
 
@@ -203,3 +204,28 @@ async def test_a_deleted_webhook_gets_nothing_more(open_system, serve, receiver,
     (got,) = await later.wait_for(1)
     assert orjson.loads(got.body)["job"]["job_id"] == witness["job_id"]
     assert r.received == []
+
+
+async def test_concurrent_deliveries_are_capped_and_add_no_threads(
+    open_system, serve, receiver, tmp_path
+):
+    system = webhook_system(open_system, webhook_max_concurrent=2, webhook_timeout_seconds=60)
+    client = await serve(system)
+    stuck = await receiver(hang=True)
+    await register(client, stuck.url)
+    first = await create(client, CSV)
+    await wait_done(system, first["job_id"])
+    await stuck.wait_for(1)
+    jobs = [await create(client, {**CSV, "limit": n}) for n in range(1, 8)]
+    for job in jobs:
+        await wait_done(system, job["job_id"])
+    await wait_events(tmp_path / "data", "DeliveryScheduled", count=len(jobs) + 1)
+    await stuck.wait_for(2)
+    # Eight deliveries are owed; two are in flight, hanging; the others wait for a slot.
+    events = log_events(tmp_path / "data")
+    assert sum(e.type == "DeliveryScheduled" for e in events) == len(jobs) + 1
+    assert sum(e.type == "DeliveryAttempted" for e in events) == 2
+    assert len(stuck.received) == 2
+    # The dispatcher's loop thread and its database thread; none per delivery.
+    names = sorted(t.name for t in threading.enumerate() if t.name.startswith("silverexport-web"))
+    assert names == ["silverexport-webhooks", "silverexport-webhooks-db_0"], names
