@@ -16,7 +16,7 @@ from silverexport.events.views import ViewTables
 from silverexport.timeutil import parse_canonical
 from silverexport.webhooks import verify as verify_signature
 
-from ..http.conftest import create, wait_done
+from ..http.conftest import Gate, create, wait_done
 from .conftest import ALICE, BOB, log_events, transfer_rows, wait_events
 
 CSV = {"dataset": "token_transfers", "format": "csv"}
@@ -229,3 +229,31 @@ async def test_concurrent_deliveries_are_capped_and_add_no_threads(
     # The dispatcher's loop thread and its database thread; none per delivery.
     names = sorted(t.name for t in threading.enumerate() if t.name.startswith("silverexport-web"))
     assert names == ["silverexport-webhooks", "silverexport-webhooks-db_0"], names
+
+
+async def test_each_webhook_hears_only_the_events_it_asked_for(
+    open_system, serve, receiver, tmp_path
+):
+    gate = Gate()
+    system = webhook_system(open_system, export_fn=gate, job_ttl_seconds=0)
+    client = await serve(system)
+    cancels, expiries = await receiver(), await receiver()
+    await register(client, cancels.url, events=["job.cancelled"])
+    await register(client, expiries.url, events=["job.expired"])
+    held = await create(client, CSV)
+    assert await asyncio.to_thread(gate.entered.wait, 30)
+    resp = await client.delete(f"/v1/export/jobs/{held['job_id']}", headers=ALICE)
+    assert resp.status == 200
+    gate.opened.set()
+    done = await create(client, {**CSV, "limit": 1})
+    await wait_done(system, done["job_id"])
+
+    (cancelled,) = await cancels.wait_for(1)
+    body = orjson.loads(cancelled.body)
+    assert body["type"] == "job.cancelled" and body["job"]["job_id"] == held["job_id"]
+    assert body["job"]["status"] == "cancelled"
+    expired = [orjson.loads(x.body) for x in await expiries.wait_for(2)]
+    assert {b["job"]["job_id"] for b in expired} == {held["job_id"], done["job_id"]}
+    assert {b["type"] for b in expired} == {"job.expired"}
+    assert {b["job"]["status"] for b in expired} == {"expired"}
+    assert len(cancels.received) == 1
