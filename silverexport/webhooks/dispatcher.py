@@ -120,6 +120,8 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(session, claim))
             self.inflight[did] = task
             task.add_done_callback(lambda _, did=did: self._done(did))
+        if len(self.inflight) >= self.settings.webhook_max_concurrent and next_due != 0.0:
+            return None  # all slots busy: what is due waits for one to free (which wakes us)
         return next_due
 
     def _done(self, did: str) -> None:
