@@ -32,6 +32,12 @@ class Settings:
     stream_keepalive_seconds: float = 15.0
     stream_poll_seconds: float = 0.25
     max_queued_per_tenant: int = 1000
+    # Webhooks (SPEC §9): backoff starts here and doubles; a 2xx within the timeout succeeds.
+    webhook_retry_seconds: float = 10.0
+    webhook_max_attempts: int = 12
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_concurrent: int = 16  # deliveries in flight at once, per process
+    webhook_allow_hosts: str = ""  # host names, addresses and CIDR blocks exempt from SSRF refusal
 
     @property
     def total_slots(self) -> int:
@@ -91,6 +97,19 @@ class Settings:
             raise ValidationError("SILVEREXPORT_STREAM_KEEPALIVE_SECONDS must be in (0, 15]")
         if self.stream_poll_seconds <= 0:
             raise ValidationError("SILVEREXPORT_STREAM_POLL_SECONDS must be positive")
+        from .webhooks.targets import TargetPolicy  # here: webhooks imports this module
+
+        TargetPolicy(self.webhook_allow_hosts)  # names the setting if it cannot be read
+        if self.webhook_retry_seconds <= 0 or self.webhook_timeout_seconds <= 0:
+            raise ValidationError(
+                "SILVEREXPORT_WEBHOOK_RETRY_SECONDS and SILVEREXPORT_WEBHOOK_TIMEOUT_SECONDS "
+                "must be positive"
+            )
+        if self.webhook_max_attempts < 1 or self.webhook_max_concurrent < 1:
+            raise ValidationError(
+                "SILVEREXPORT_WEBHOOK_MAX_ATTEMPTS and SILVEREXPORT_WEBHOOK_MAX_CONCURRENT "
+                "must be at least 1"
+            )
 
 
 def _parse(name: str, kind: object, raw: str) -> object:

@@ -34,6 +34,7 @@ from .events.views import JOBS_TABLE, ViewTables, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
+from .webhooks import Resolver, WebhookService
 
 ASK_TIMEOUT = 60.0
 LIST_MAX = 500
@@ -50,6 +51,8 @@ class ExportSystem:
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
         recover: bool = True,
+        webhook_resolver: Resolver | None = None,
+        deliver_webhooks: bool | None = None,
     ):
         self.settings = settings
         self._closed = False
@@ -64,6 +67,12 @@ class ExportSystem:
         self._timer: threading.Thread | None = None
         self.supervisor: pykka.ActorRef | None = None
         self.store = self.log = self.owner = None  # type: ignore[assignment]
+        self.webhooks: WebhookService | None = None
+        self._webhook_resolver = webhook_resolver
+        # A one-shot process leaves deliveries to serving ones, as it leaves their jobs.
+        self._deliver_webhooks = (
+            run_jobs and recover if deliver_webhooks is None else deliver_webhooks
+        )
         try:
             self._open(export_fn=export_fn, run_jobs=run_jobs, recover=recover)
         except BaseException:
@@ -97,6 +106,16 @@ class ExportSystem:
             **supervisor_options,
         )
         self._ask(Load())
+        # Webhook deliveries run beside the supervisor, never through it (SPEC §9).
+        self.webhooks = WebhookService(
+            settings,
+            owner_id=self.owner.owner_id,
+            is_alive=self.owner.is_alive,
+            resolver=self._webhook_resolver,
+            on_outcome=lambda outcome: self.metrics.webhook_deliveries.labels(outcome).inc(),
+        )
+        if self._deliver_webhooks:
+            self.webhooks.start()
         self.slots.on_release(self._on_slot_release)
         self._timer = threading.Thread(
             target=self._tick_loop, name="silverexport-timer", daemon=True
@@ -114,6 +133,8 @@ class ExportSystem:
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
         recover: bool = True,
+        webhook_resolver: Resolver | None = None,
+        deliver_webhooks: bool | None = None,
         **overrides: Any,
     ) -> ExportSystem:
         """Open (creating if needed) the system on `data_dir`; settings come from the
@@ -124,6 +145,8 @@ class ExportSystem:
         `recover=False` is for a short-lived process (the CLI's `export`): it runs the jobs
         submitted through it and nothing else — other processes' queued or interrupted jobs,
         expiry and the file sweeps are left to serving processes.
+        `deliver_webhooks` (default: as `run_jobs`) says whether this process makes webhook
+        deliveries; `webhook_resolver` replaces the system's DNS for webhook hosts.
         """
         if settings is None:
             settings = Settings.from_env(
@@ -131,7 +154,14 @@ class ExportSystem:
                 max_concurrent_exports=max_concurrent_exports,
                 **overrides,
             )
-        return cls(settings, export_fn=export_fn, run_jobs=run_jobs, recover=recover)
+        return cls(
+            settings,
+            export_fn=export_fn,
+            run_jobs=run_jobs,
+            recover=recover,
+            webhook_resolver=webhook_resolver,
+            deliver_webhooks=deliver_webhooks,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -151,6 +181,8 @@ class ExportSystem:
         self._stop_timer.set()
         if self._timer is not None:
             self._timer.join(timeout=10)
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self.supervisor is not None:
             self.slots.remove_listener(self._on_slot_release)
             with contextlib.suppress(pykka.ActorDeadError):

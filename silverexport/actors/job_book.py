@@ -90,7 +90,7 @@ class JobBook:
         touched: dict[str, State] = {}
         for rec in records:
             self.seen_seq = rec.seq
-            if not is_job_event(rec):
+            if not is_job_event(rec.event.type):
                 continue  # another kind of stream (not a job's)
             prev = self.active.get(rec.stream_id)
             if prev is None and rec.event.type != _REQUESTED:
@@ -125,7 +125,7 @@ class JobBook:
 
 def _log_change(rec: RecordedEvent) -> None:
     """One line per job state change this process recorded, for operators (SPEC §10)."""
-    if not is_job_event(rec) or rec.event.type == "JobProgressed":
+    if not is_job_event(rec.event.type) or rec.event.type == "JobProgressed":
         return
     jobs_log.info(
         "job %s: %s (version %d)",

@@ -14,12 +14,14 @@ from .. import sqlite
 from ..errors import NotFoundError, ValidationError
 from ..events.audit import histories, history, rebuild, states_at, verify
 from ..events.log import EventLog
-from ..events.types import RecordedEvent, data_of
+from ..events.types import RecordedEvent, public_data
 from ..events.views import State, ViewTables, to_view
 from ..timeutil import format_time, parse_rfc3339
 from .common import add_data_dir, settings_from
 
 PROGRESS_FROM = 10_000  # events; smaller logs rebuild faster than a bar can draw
+# What a stream is, by its first event: the log holds jobs, webhooks and their deliveries.
+_KINDS = {"WebhookRegistered": "webhook", "DeliveryScheduled": "delivery"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,7 +86,8 @@ def audit_command(args: argparse.Namespace) -> int:
 def _print_histories(jobs: Iterable[tuple[str, list[RecordedEvent]]]) -> int:
     n = 0
     for n, (job_id, records) in enumerate(jobs, 1):
-        lines = [f"job {job_id}", *("  " + describe(rec) for rec in records)]
+        kind = _KINDS.get(records[0].type, "job") if records else "job"
+        lines = [f"{kind} {job_id}", *("  " + describe(rec) for rec in records)]
         print(("\n" if n > 1 else "") + "\n".join(lines))
     return n
 
@@ -101,7 +104,7 @@ def _print_histories_json(jobs: Iterable[tuple[str, list[RecordedEvent]]]) -> No
 
 def describe(rec: RecordedEvent) -> str:
     """One readable line: seq, version, time, type, and the event's non-empty fields."""
-    data = " ".join(f"{k}={_short(v)}" for k, v in data_of(rec.event).items() if v is not None)
+    data = " ".join(f"{k}={_short(v)}" for k, v in public_data(rec.event).items() if v is not None)
     return f"seq {rec.seq:>6}  v{rec.version:<3} {rec.recorded_at}  {rec.type:<13} {data}".rstrip()
 
 

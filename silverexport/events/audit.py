@@ -15,7 +15,7 @@ from ..errors import SilverExportError, ValidationError
 from ..timeutil import format_time, parse_rfc3339
 from .log import APPEND_ONLY_MESSAGE, EventLog
 from .types import RecordedEvent, decode
-from .views import State, ViewTables, fold, fresh_states, normalised, replay
+from .views import State, ViewTables, fold, fresh_states, is_job_event, normalised, replay
 
 Progress = Callable[[int], None]
 REBUILD_CACHE_KIB = -64 * 1024  # negative: KiB, as PRAGMA cache_size takes it
@@ -165,7 +165,8 @@ def _check_views(log: EventLog, views: ViewTables, report: VerifyReport) -> list
     for seq, job_id, version, type_, data, at, hash_ in log.read_raw():
         try:
             rec = RecordedEvent(seq, job_id, version, decode(type_, data), at, hash_)
-            fresh[job_id] = fold(fresh.get(job_id), rec)
+            if is_job_event(type_):
+                fresh[job_id] = fold(fresh.get(job_id), rec)
         except SilverExportError as e:
             return [Problem("views", f"the log does not replay: {e}", seq=seq, job_id=job_id)]
         last = seq

@@ -19,6 +19,7 @@ from ..model import Compression, ExportFormat, JobStatus, JobView
 from ..timeutil import expiry
 from .types import (
     ALLOWED_FIELDS,
+    JOB_EVENT_TYPES,
     JobCancelled,
     JobCompleted,
     JobExpired,
@@ -204,21 +205,21 @@ _APPLY: dict[str, Callable[[State, Data, str], None]] = {
     JobExpired.type: _expired,
 }
 # For replay: each type's step on an existing job (None: JobRequested makes one) and its fields.
-JOB_EVENT_TYPES = frozenset({_REQUESTED, *_APPLY})
 _DISPATCH = {t: (_APPLY.get(t), fields) for t, fields in ALLOWED_FIELDS.items()}
 _UNKNOWN = (None, None)
 
 
-def is_job_event(rec: RecordedEvent) -> bool:
-    """True for the events the job fold knows (other streams' events are someone else's)."""
-    return rec.event.type in JOB_EVENT_TYPES
+def is_job_event(type_: str) -> bool:
+    """True for the event types the job fold knows (other streams' events are someone else's)."""
+    return type_ in JOB_EVENT_TYPES
 
 
 def fold_all(states: dict[str, State], records: Iterable[RecordedEvent]) -> int:
     """Fold many events into `states` (keyed by job id); return the last seq seen."""
     last = 0
     for rec in records:
-        states[rec.stream_id] = fold(states.get(rec.stream_id), rec)
+        if is_job_event(rec.event.type):
+            states[rec.stream_id] = fold(states.get(rec.stream_id), rec)
         last = rec.seq
     return last
 
@@ -250,6 +251,8 @@ def _replay(
             # (defaults to fill, an unknown type, a broken row) goes through decode_data,
             # which fills in or raises.
             step, fields = dispatch(type_, _UNKNOWN)
+            if fields is not None and type_ not in JOB_EVENT_TYPES:
+                continue  # another kind of stream (a webhook's); verify checks its data
             try:
                 e = loads(data)
             except orjson.JSONDecodeError:

@@ -79,6 +79,96 @@ class JobExpired(Event):
     file_deleted: bool = True
 
 
+# -- webhooks (SPEC §9): a registration is a stream, and so is each delivery -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRegistered(Event):
+    """The secret is kept here because every node signs with it; audit prints it masked."""
+
+    type: ClassVar[str] = "WebhookRegistered"
+    tenant: str
+    url: str
+    events: list[str]
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDeleted(Event):
+    type: ClassVar[str] = "WebhookDeleted"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryScheduled(Event):
+    """`body` is the exact JSON sent on every attempt, so a retry repeats it byte for byte."""
+
+    type: ClassVar[str] = "DeliveryScheduled"
+    tenant: str
+    webhook_id: str
+    job_id: str
+    event_type: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempted(Event):
+    """A claim: appended at the stream's expected version, so one node makes each attempt."""
+
+    type: ClassVar[str] = "DeliveryAttempted"
+    attempt: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySucceeded(Event):
+    type: ClassVar[str] = "DeliverySucceeded"
+    attempt: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed(Event):
+    """One failed attempt with attempts left; the next is due at `next_attempt_at`."""
+
+    type: ClassVar[str] = "DeliveryFailed"
+    attempt: int
+    error: str
+    status: int | None
+    refused: bool
+    delay_seconds: float
+    next_attempt_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryGaveUp(Event):
+    type: ClassVar[str] = "DeliveryGaveUp"
+    attempt: int
+    error: str
+    status: int | None = None
+    refused: bool = False
+
+
+JOB_EVENT_TYPES = frozenset(
+    cls.type
+    for cls in (
+        JobRequested,
+        JobStarted,
+        JobProgressed,
+        JobCompleted,
+        JobFailed,
+        JobCancelled,
+        JobExpired,
+    )
+)
+WEBHOOK_EVENT_TYPES = (
+    WebhookRegistered,
+    WebhookDeleted,
+    DeliveryScheduled,
+    DeliveryAttempted,
+    DeliverySucceeded,
+    DeliveryFailed,
+    DeliveryGaveUp,
+)
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -89,8 +179,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         JobFailed,
         JobCancelled,
         JobExpired,
+        *WEBHOOK_EVENT_TYPES,
     )
 }
+# Fields never printed or served as they are stored (audit masks them).
+SECRET_FIELDS = frozenset({"secret"})
+MASK = "********"
 _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
     cls: tuple(sorted(f.name for f in fields(cls))) for cls in EVENT_TYPES.values()
 }
@@ -110,6 +204,14 @@ def data_of(event: Event) -> dict[str, Any]:
     """An event's fields as a dict, shallow (no deep copy as `asdict` makes)."""
     names = _FIELD_NAMES.get(type(event)) or [f.name for f in fields(event)]
     return {name: getattr(event, name) for name in names}
+
+
+def public_data(event: Event) -> dict[str, Any]:
+    """`data_of` with secrets masked: what audit prints and routes serve."""
+    data = data_of(event)
+    for name in SECRET_FIELDS & data.keys():
+        data[name] = MASK
+    return data
 
 
 def encode_data(event: Event) -> bytes:
@@ -172,10 +274,13 @@ class RecordedEvent:
         return self.event.type
 
     def to_document(self) -> dict[str, Any]:
+        data = asdict(self.event)
+        for name in SECRET_FIELDS & data.keys():
+            data[name] = MASK
         return {
             "seq": self.seq,
             "version": self.version,
             "type": self.type,
-            "data": asdict(self.event),
+            "data": data,
             "recorded_at": self.recorded_at,
         }

@@ -266,7 +266,8 @@ class ViewTables:
 
     def _apply(self, db: sqlite_utils.Database, records: list[RecordedEvent]) -> None:
         last_seq = records[-1].seq if records else None
-        records = [rec for rec in records if is_job_event(rec)]  # other streams are not jobs
+        # Other streams (webhooks, deliveries) are not jobs.
+        records = [rec for rec in records if is_job_event(rec.event.type)]
         if not records:
             if last_seq is not None:
                 self._set_checkpoint(db, last_seq)

@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 
 from ..system import ExportSystem
-from . import dashboard, jobs
+from . import dashboard, jobs, webhooks
 from .auth import API_KEYS, ApiKeys, auth_middleware
 from .bridge import EXECUTORS, Executors, executors_ctx
 from .common import JSON, SYSTEM
@@ -60,6 +60,9 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/ui", dashboard.dashboard_redirect)
     router.add_get("/ui/", dashboard.dashboard_index)
     router.add_get("/ui/{asset}", dashboard.dashboard_asset)
+    router.add_post("/v1/webhooks", webhooks.create_webhook)
+    router.add_get("/v1/webhooks", webhooks.list_webhooks)
+    router.add_delete("/v1/webhooks/{webhook_id}", webhooks.delete_webhook)
 
 
 async def healthz(request: web.Request) -> web.Response:

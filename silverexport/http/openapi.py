@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Settings
-from ..events.types import EVENT_TYPES
+from ..events.types import JOB_EVENT_TYPES
 from ..model import Compression, ExportFormat, JobStatus
 from ..silver.catalog import DATASETS
 from ..system import LIST_MAX
@@ -176,7 +176,7 @@ def _schemas(settings: Settings, datasets: list[str]) -> dict[str, Any]:
             "properties": {
                 "seq": {"type": "integer", "minimum": 1},
                 "version": {"type": "integer", "minimum": 1},
-                "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+                "type": {"type": "string", "enum": sorted(JOB_EVENT_TYPES)},
                 "data": {"type": "object"},
                 "recorded_at": TIME,
             },
@@ -414,6 +414,8 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
+    from .openapi_webhooks import webhook_paths, webhook_schemas  # it builds on this module
+
     datasets = sorted(DATASETS)
     return {
         "openapi": "3.1.0",
@@ -424,8 +426,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(settings, datasets),
+            "schemas": {**_schemas(settings, datasets), **webhook_schemas()},
         },
         "security": [{"bearer": []}],
-        "paths": {**_paths(datasets), **live_paths(settings, _JOB_ID_PARAM, _errors)},
+        "paths": {
+            **_paths(datasets),
+            **live_paths(settings, _JOB_ID_PARAM, _errors),
+            **webhook_paths(),
+        },
     }

@@ -15,6 +15,7 @@ from silverexport.http import make_app
 from silverexport.http.openapi import openapi_document
 from silverexport.system import ExportSystem
 
+from ..webhooks.resolver import TableResolver
 from .conftest import ALICE, KEYS, transfer_rows
 from .liveserver import LiveServer
 
@@ -38,7 +39,11 @@ schema.config.auth = AuthConfig.from_dict(
 @pytest.fixture
 def base_url(tmp_path):
     """Per test: the suite's autouse fixture stops every actor after each test."""
-    system = ExportSystem.open(tmp_path / "data", api_keys=KEYS)
+    # Made-up webhook hosts are looked up in an empty table, never in real DNS, and nothing is
+    # delivered: a made-up public address must not be sent a packet.
+    system = ExportSystem.open(
+        tmp_path / "data", api_keys=KEYS, webhook_resolver=TableResolver(), deliver_webhooks=False
+    )
     system.store.ingest("token_transfers", transfer_rows(30))
     try:
         with LiveServer(make_app(system)) as url:

@@ -196,7 +196,14 @@ def test_the_served_document_holds_under_fuzzing(served):
     schema.config.auth = AuthConfig.from_dict(
         {"openapi": {"bearer": {"bearer": ALICE["Authorization"].removeprefix("Bearer ")}}}
     )
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # Not the webhook routes: made-up hosts would be looked up in real DNS and made-up public
+    # addresses sent deliveries. tests/http/test_http_fuzz.py fuzzes them in-process, against
+    # a resolver table and with delivery off, so nothing leaves the machine.
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if not op.path.startswith("/v1/webhooks")
+    ]
     assert len(operations) >= 8, [op.label for op in operations]
     session = requests.Session()
     for operation in operations:
