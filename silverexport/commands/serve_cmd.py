@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..http import make_app
 from ..http.auth import ApiKeys
+from ..http.server import AppRunner
 from ..silver.demo import generate
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
@@ -91,7 +92,7 @@ def _fill_demo(system: ExportSystem) -> None:
 async def _serve(
     system: ExportSystem, host: str, port: int, demo_key: tuple[str, str] | None
 ) -> None:
-    runner = web.AppRunner(
+    runner = AppRunner(
         make_app(system), access_log_format=ACCESS_LOG, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
     )
     await runner.setup()
