@@ -31,6 +31,7 @@ class Settings:
     metrics: str = "on"
     stream_keepalive_seconds: float = 15.0
     stream_poll_seconds: float = 0.25
+    log_format: str = "text"  # or "json": one JSON object per log line (SPEC §10)
 
     @property
     def total_slots(self) -> int:
@@ -77,6 +78,10 @@ class Settings:
             raise ValidationError(
                 "SILVEREXPORT_EXPORT_RESERVE + SILVEREXPORT_INGESTION_RESERVE "
                 f"exceed the {self.total_slots} slots in all"
+            )
+        if self.log_format not in ("text", "json"):
+            raise ValidationError(
+                f'SILVEREXPORT_LOG_FORMAT must be "text" or "json", not {self.log_format!r}'
             )
         if self.job_ttl_seconds < 0:
             raise ValidationError("SILVEREXPORT_JOB_TTL_SECONDS must not be negative")
