@@ -56,7 +56,7 @@ class JsonErrorRequestHandler(RequestHandler):
             self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
         else:
             # A client's malformed request: one line, no traceback, none of its bytes.
-            log.debug("refused an unparsable request from %s: %s", request.remote, type(exc))
+            log.debug("refused a request from %s: %s", request.remote, type(exc).__name__)
         if request.writer.output_size > 0:
             raise ConnectionError("the response has started; no error response can follow")
         status, code, text = self._describe(status, exc)
