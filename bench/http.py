@@ -1,14 +1,17 @@
-"""HTTP benchmark: our app against a bare aiohttp app, in the same run, on the same machine.
+"""HTTP benchmark: `silverexport serve`, access log on, against a bare aiohttp app, same run.
 
     .venv/bin/python bench/http.py [--seconds 5] [--rounds 3] [--connections 64] [--rows 100000]
 
-1. `GET /v1/export/jobs/{id}` at 64 keep-alive connections: requests/s, p50 and p99 latency,
-   against a bare aiohttp app returning a JSON document of the same size from a dict.
+1. `GET /v1/export/jobs/{id}` at 64 keep-alive connections: requests/s, p50 and p99 latency.
+   Ours is the real `silverexport serve` process, as an operator runs it, with its access log
+   on (one line per request to its stderr, here a file; text format, or
+   SILVEREXPORT_LOG_FORMAT=json with --json-log). The reference is a bare aiohttp app with no
+   access log, returning a JSON document of the same size from a dict.
 2. Download throughput of a completed job's file against a bare `FileResponse` of that file.
 
-Each server runs in its own process and so does the load generator (a lean asyncio protocol
-client, so that the client is not the first thing to saturate). Access logs are off on both
-servers. Targets: >= 0.5x the bare requests/s, p99 <= 2x the bare p99, downloads >= 0.8x.
+The load generator is `wrk` (2 threads) when it is installed, else a lean asyncio client in a
+process of its own; the report says which. Targets: >= 0.5x the bare requests/s (aim 0.7x),
+p99 <= 2x the bare p99, downloads >= 0.8x.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,12 +34,14 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 REQS_TARGET, P99_TARGET, DOWNLOAD_TARGET = 0.5, 2.0, 0.8
+WRK = shutil.which("wrk")
+ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
 DOWNLOAD_CONNECTIONS = 4
 _LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
-# -- the two servers (each one `--serve ...` child process) -------------------------------
+# -- the two servers: `serve` itself, and the bare app (a `--serve` child process) ---------
 
 
 async def _run_app(app) -> None:
@@ -49,12 +55,23 @@ async def _run_app(app) -> None:
     await asyncio.Event().wait()  # until the parent kills us
 
 
-def serve_ours(data_dir: Path) -> None:
-    from silverexport.http import make_app
-    from silverexport.system import ExportSystem
-
-    with ExportSystem.open(data_dir, api_keys=f"bench:{KEY}") as system:
-        asyncio.run(_run_app(make_app(system)))
+def start_serve(data_dir: Path, log_path: Path, log_format: str) -> tuple[subprocess.Popen, str]:
+    """`python -m silverexport serve` on a free port, its stderr (the log) into `log_path`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
+    env |= {"SILVEREXPORT_API_KEYS": f"bench:{KEY}", "SILVEREXPORT_LOG_FORMAT": log_format}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "silverexport", "serve", "--port", "0", "--data-dir", data_dir],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    for line in proc.stdout:
+        if match := re.search(r"serving on (http://\S+)", line):
+            return proc, match.group(1)
+    raise RuntimeError(f"serve did not start: {log_path.read_text()}")
 
 
 def serve_bare(document_path: Path, file_path: Path) -> None:
@@ -149,19 +166,54 @@ async def _load(url: str, path: str, connections: int, seconds: float) -> dict:
 
 
 def load(server: subprocess.Popen, url: str, path: str, connections: int, seconds: float) -> dict:
-    """Run the load generator in a child process (after a warm-up) and return its figures,
-    with the server's CPU time per request: on a small machine the client may saturate first,
-    and CPU per request still shows what the server costs."""
+    """Run the load generator (after a one-second warm-up) and return its figures, with the
+    server's CPU time per request: on a small machine the client may saturate first, and CPU
+    per request still shows what the server costs."""
     import psutil
 
-    args = [sys.executable, __file__, "--load", url, path, str(connections)]
-    subprocess.run([*args, "1"], check=True, capture_output=True)
+    run = _wrk if WRK else _python_client
+    run(url, path, connections, 1)
     cpu = psutil.Process(server.pid)
     before = sum(cpu.cpu_times()[:2])
-    out = subprocess.run([*args, str(seconds)], check=True, capture_output=True, text=True)
-    figures = json.loads(out.stdout)
+    figures = run(url, path, connections, seconds)
     figures["cpu_us"] = 1e6 * (sum(cpu.cpu_times()[:2]) - before) / max(1, figures["requests"])
     return figures
+
+
+def _python_client(url: str, path: str, connections: int, seconds: float) -> dict:
+    args = [sys.executable, __file__, "--load", url, path, str(connections), str(seconds)]
+    return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+_SIZES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def _wrk(url: str, path: str, connections: int, seconds: float) -> dict:
+    """wrk -t2, keep-alive, --latency; its text report parsed into our figures."""
+    out = subprocess.run(
+        [WRK, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+         "-H", f"Authorization: Bearer {KEY}", url + path],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+
+    def latency(percent: str) -> float:
+        value, unit = re.search(rf"^\s*{percent}%\s+([0-9.]+)(us|ms|s|m)\s*$", out, re.M).groups()
+        return float(value) * _UNITS[unit]
+
+    requests = re.search(r"(\d+) requests in ", out).group(1)
+    size, unit = re.search(r"Transfer/sec:\s+([0-9.]+)(\w+)", out).groups()
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(match.group(1))
+    return {
+        "requests": int(requests),
+        "rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "mb_s": float(size) * _SIZES[unit] / 1e6,
+        "errors": errors,
+    }
 
 
 def best_of(rounds: int, servers: dict, paths: dict, connections: int, seconds: float) -> dict:
@@ -203,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side")
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the downloaded file")
+    parser.add_argument("--json-log", action="store_true", help="serve with JSON log lines")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -211,18 +264,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(_load(url, path, int(connections), float(seconds)))))
         return 0
     if args.serve:
-        role, *paths = args.serve
-        serve_ours(Path(paths[0])) if role == "ours" else serve_bare(*map(Path, paths))
+        serve_bare(*map(Path, args.serve))
         return 0
 
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}")
+    client = f"wrk -t2 ({WRK})" if WRK else "the asyncio client (install wrk to use it)"
+    log_format = "json" if args.json_log else "text"
+    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]} load generator: {client}")
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         job_id, file_path, document = prepare(Path(tmp) / "data", args.rows)
         size = file_path.stat().st_size
         (Path(tmp) / "doc.json").write_bytes(document)
         servers = {
-            "ours": _start("--serve", "ours", str(Path(tmp) / "data")),
-            "bare": _start("--serve", "bare", str(Path(tmp) / "doc.json"), str(file_path)),
+            "ours": start_serve(Path(tmp) / "data", Path(tmp) / "serve.log", log_format),
+            "bare": _start("--serve", str(Path(tmp) / "doc.json"), str(file_path)),
         }
         try:
             r, n, s = args.rounds, args.connections, args.seconds
@@ -237,9 +291,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             for proc, _ in servers.values():
-                proc.kill()
+                proc.terminate()
                 proc.wait()
+        log = (Path(tmp) / "serve.log").read_bytes()
     print(f"job document {len(document)} bytes; downloaded file {size / 1e6:.1f} MB")
+    print(
+        f"serve's access log ({log_format}): {log.count(b'silverexport.access')} lines, "
+        f"{len(log) / 1e6:.1f} MB written during the run"
+    )
     return report(status, down)
 
 

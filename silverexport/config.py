@@ -38,6 +38,7 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     webhook_max_concurrent: int = 16  # deliveries in flight at once, per process
     webhook_allow_hosts: str = ""  # host names, addresses and CIDR blocks exempt from SSRF refusal
+    log_format: str = "text"  # or "json": one JSON object per log line (SPEC §10)
 
     @property
     def total_slots(self) -> int:
@@ -87,6 +88,10 @@ class Settings:
             )
         if self.max_queued_per_tenant < 1:
             raise ValidationError("SILVEREXPORT_MAX_QUEUED_PER_TENANT must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ValidationError(
+                f'SILVEREXPORT_LOG_FORMAT must be "text" or "json", not {self.log_format!r}'
+            )
         if self.job_ttl_seconds < 0:
             raise ValidationError("SILVEREXPORT_JOB_TTL_SECONDS must not be negative")
         if self.metrics not in ("on", "off"):

@@ -70,3 +70,10 @@ class StorageError(SilverExportError):
     """A storage operation failed (disk full, unwritable directory, locked database)."""
 
     code = "storage_error"
+
+
+def quoted(value: object, limit: int = 64) -> str:
+    """`value` as repr for an error message, or its length when it is too long to echo: an
+    error names what was refused without sending a client's oversized text back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"a value of {len(str(value))} characters"

@@ -46,7 +46,10 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
         if isinstance(e, sqlite3.OperationalError):
             raise StorageError(f"could not open {path}: {e}") from e
         raise
-    return sqlite_utils.Database(conn)
+    # No sqlite-utils plugins on our connections: whatever else is installed must not change
+    # how the log and the store behave, and loading them scans every installed package's
+    # metadata, which was most of a one-shot export's start-up after its imports.
+    return sqlite_utils.Database(conn, execute_plugins=False)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from .errors import ValidationError
+from .errors import ValidationError, quoted
 from .model import Compression, ExportFormat, ExportRequest
 from .timeutil import format_time, parse_canonical, parse_rfc3339
 
@@ -38,7 +38,7 @@ def _enum(kind: type, value: Any, field: str) -> Any:
         return kind(value)
     except ValueError:
         raise ValidationError(
-            f'"{field}" must be one of {allowed}, not {value!r}', field=field
+            f'"{field}" must be one of {allowed}, not {quoted(value)}', field=field
         ) from None
 
 

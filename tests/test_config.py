@@ -27,7 +27,8 @@ GIVEN = {
     "catch_up_interval_seconds": ("0.25", 0.25),
     "progress_interval_seconds": ("0", 0.0),
     "max_body_bytes": ("1024", 1024),
-    "stream_keepalive_seconds": ("5", 5.0),  # at most 15 (SPEC §9)
+    "stream_keepalive_seconds": ("5", 5.0),  # at most 15: default + 0.5 would be refused
+    "log_format": ("json", "json"),
 }
 NUMBERS = {"int", "float"}
 

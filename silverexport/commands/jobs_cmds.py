@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
-from tqdm import tqdm
 
 from ..errors import ValidationError
 from ..model import ExportRequest, JobStatus
@@ -101,7 +103,7 @@ def _check_writable(output: Path) -> None:
 def _follow(system: ExportSystem, job_id: str, timeout: float):
     """Wait for the job, drawing rows and rows/s as the supervisor reports progress."""
     deadline = time.monotonic() + timeout
-    with tqdm(unit=" rows", unit_scale=True, file=sys.stderr, desc="export") as bar:
+    with _progress_bar() as bar:
         while True:
             try:
                 view = system.wait(job_id, timeout=0.25)
@@ -109,9 +111,22 @@ def _follow(system: ExportSystem, job_id: str, timeout: float):
                 view = system.status(job_id)
                 if time.monotonic() > deadline:
                     raise
-            bar.update(max(0, view.rows - bar.n))
+            if bar is not None:
+                bar.update(max(0, view.rows - bar.n))
             if view.status.terminal:
                 return view
+
+
+def _progress_bar() -> Any:
+    """A tqdm bar on a terminal, as tqdm's own `disable=None` decides; elsewhere none, and
+    tqdm is not even imported, so that a scripted export starts sooner. Its lock is a thread
+    lock: tqdm's default builds a multiprocessing one, which costs more than the bar."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+    return tqdm(unit=" rows", unit_scale=True, file=sys.stderr, desc="export")
 
 
 def list_jobs(args: argparse.Namespace) -> int:

@@ -12,8 +12,10 @@ import sys
 
 from aiohttp import web
 
+from .. import logs
 from ..http import make_app
 from ..http.auth import ApiKeys
+from ..http.server import AppRunner
 from ..silver.demo import generate
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
@@ -23,7 +25,6 @@ log = logging.getLogger("silverexport.serve")
 DEMO_ROWS = 1000
 DEMO_TENANT = "demo"
 SHUTDOWN_GRACE_SECONDS = 30.0  # in-flight requests get this long to finish on SIGTERM
-ACCESS_LOG = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,12 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     settings = settings_from(args)
+    handler = logs.setup(settings.log_format)
     demo_key = None
     if args.demo and not settings.api_keys:
         demo_key = (DEMO_TENANT, secrets.token_urlsafe(24))
@@ -70,7 +67,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.demo:
             _fill_demo(system)
         try:
-            asyncio.run(_serve(system, args.host, args.port, demo_key))
+            asyncio.run(_serve(system, args.host, args.port, demo_key, handler))
         except OSError as e:
             print(f"silverexport: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
             return 1
@@ -89,10 +86,18 @@ def _fill_demo(system: ExportSystem) -> None:
 
 
 async def _serve(
-    system: ExportSystem, host: str, port: int, demo_key: tuple[str, str] | None
+    system: ExportSystem,
+    host: str,
+    port: int,
+    demo_key: tuple[str, str] | None,
+    log_handler: logging.StreamHandler,
 ) -> None:
-    runner = web.AppRunner(
-        make_app(system), access_log_format=ACCESS_LOG, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+    access = logs.BatchWriter(log_handler)
+    runner = AppRunner(
+        make_app(system),
+        access_log=logging.getLogger(logs.ACCESS_LOGGER),
+        access_log_class=logs.access_log_class(access, system.settings.log_format),
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
     )
     await runner.setup()
     with _Signals() as stop:
@@ -108,6 +113,7 @@ async def _serve(
             log.info("shutting down: no new connections; finishing requests in flight")
         finally:
             await runner.cleanup()  # stop listening, drain handlers, shut the app's pools
+            access.flush()
 
 
 class _Signals:

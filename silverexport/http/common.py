@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, ValidationError, quoted
 from ..system import ExportSystem
 
 SYSTEM = web.AppKey("system", ExportSystem)
@@ -40,9 +40,9 @@ def query_params(request: web.Request, allowed: tuple[str, ...]) -> dict[str, st
     for name, value in request.query.items():
         if name not in allowed:
             raise ValidationError(
-                f"unknown query parameter {name!r}; allowed: {', '.join(allowed)}", field=name
+                f"unknown query parameter {quoted(name)}; allowed: {', '.join(allowed)}", field=name
             )
         if name in values:
-            raise ValidationError(f'"{name}" is given more than once', field=name)
+            raise ValidationError(f"{quoted(name)} is given more than once", field=name)
         values[name] = value
     return values

@@ -241,6 +241,23 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
         "/v1/export/dataset": {
             "description": "Only POST: any other method (GET included: this is not a wallet) "
             "is answered 405 with `Allow: POST`.",
+            "get": {
+                "operationId": "datasetIsNotAWallet",
+                "summary": "Not a wallet: GET here is refused (405) rather than exported",
+                "responses": {
+                    "405": _json(
+                        "Only POST is allowed here",
+                        _ref("Error"),
+                        headers={
+                            "Allow": {
+                                "required": True,
+                                "schema": {"type": "string", "const": "POST"},
+                            }
+                        },
+                    ),
+                    **_errors(401),
+                },
+            },
             "post": {
                 "operationId": "createJob",
                 "summary": "Ask for an export; the job runs asynchronously",
@@ -429,9 +446,30 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "schemas": {**_schemas(settings, datasets), **webhook_schemas()},
         },
         "security": [{"bearer": []}],
-        "paths": {
-            **_paths(datasets),
-            **live_paths(settings, _JOB_ID_PARAM, _errors),
-            **webhook_paths(),
-        },
+        "paths": _with_refusals(
+            {
+                **_paths(datasets),
+                **live_paths(settings, _JOB_ID_PARAM, _errors),
+                **webhook_paths(),
+            }
+        ),
     }
+
+
+# What any route answers to a request the server refuses before routing it (silverexport.http.
+# server): so every operation lists them, including ones added later.
+_REFUSALS = {
+    "400": "The request line is over the server's limit, or the request is not valid HTTP",
+    "431": "A request header is over the server's limit, or there are too many headers",
+}
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
+    for item in paths.values():
+        for method, operation in item.items():
+            if method in _METHODS:
+                responses = operation["responses"]
+                for status, reason in _REFUSALS.items():
+                    responses.setdefault(status, _json(reason, _ref("Error")))
+    return paths

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..errors import ValidationError
+from ..errors import ValidationError, quoted
 
 
 class ColumnKind(StrEnum):
@@ -138,7 +138,7 @@ def get_dataset(name: str) -> Dataset:
         return DATASETS[name]
     except (KeyError, TypeError):
         raise ValidationError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}",
+            f"unknown dataset {quoted(name)}; valid datasets: {', '.join(DATASETS)}",
             field="dataset",
             code="unknown_dataset",
         ) from None

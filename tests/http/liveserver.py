@@ -7,6 +7,8 @@ import threading
 
 from aiohttp import web
 
+from silverexport.http.server import AppRunner
+
 
 class LiveServer:
     """`with LiveServer(app) as base_url:` — a real loopback port; the loop runs elsewhere,
@@ -22,7 +24,7 @@ class LiveServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(self.app, access_log=None)
+        runner = AppRunner(self.app, access_log=None)
         try:
             self.loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -131,3 +131,51 @@ async def test_410_once_expired(open_system, serve):
     assert (await error_of(resp, 410))["code"] == "expired"
     resp = await client.get(f"/v1/export/jobs/{job['job_id']}", headers=ALICE)
     assert (await resp.json())["status"] == "expired"
+
+
+@pytest.mark.parametrize(
+    "if_range",
+    [
+        '"0000000000000000000000000000000000000000000000000000000000000000"',  # a stale tag
+        "weak",  # W/ + the current tag: a weak tag never allows a range
+        "Wed, 21 Oct 2099 07:28:00 GMT",  # a date, even one after the file was written
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "garbage",
+    ],
+)
+async def test_if_range_other_than_the_current_strong_etag_gets_the_whole_file(
+    client, system, if_range
+):
+    view = await completed(client, system)
+    if if_range == "weak":
+        if_range = f'W/"{view.sha256}"'
+    headers = {**ALICE, "Range": "bytes=10-19", "If-Range": if_range}
+    resp = await client.get(view.download_url, headers=headers)
+    assert resp.status == 200
+    assert "Content-Range" not in resp.headers
+    assert await resp.read() == system.file_path(view).read_bytes()
+
+
+async def test_if_range_with_the_current_strong_etag_allows_the_range(client, system):
+    view = await completed(client, system)
+    whole = system.file_path(view).read_bytes()
+    headers = {**ALICE, "Range": "bytes=10-19", "If-Range": f'"{view.sha256}"'}
+    resp = await client.get(view.download_url, headers=headers)
+    assert resp.status == 206
+    assert resp.headers["Content-Range"] == f"bytes 10-19/{len(whole)}"
+    assert await resp.read() == whole[10:20]
+
+
+@pytest.mark.parametrize("header", ["bytes=-0", "bytes=-000", "BYTES=-0"])
+async def test_an_empty_suffix_range_is_unsatisfiable(client, system, header):
+    view = await completed(client, system)
+    resp = await client.get(view.download_url, headers={**ALICE, "Range": header})
+    assert resp.status == 416
+    assert resp.headers["Content-Range"] == f"bytes */{view.bytes}"
+    assert await resp.read() == b""
+
+
+async def test_an_unsatisfiable_range_still_yields_to_a_failed_precondition(client, system):
+    view = await completed(client, system)
+    headers = {**ALICE, "Range": "bytes=-0", "If-Match": '"other"'}
+    assert (await client.get(view.download_url, headers=headers)).status == 412

@@ -30,18 +30,20 @@ async def test_served_without_auth_and_equal_to_the_built_document(client, syste
 
 
 async def test_every_route_is_documented_and_every_documented_route_exists(client, system):
-    routed = set()
+    routed, any_method = set(), set()
     for route in client.app.router.routes():
-        if route.method in ("HEAD", "*"):
-            continue
-        routed.add((route.method.lower(), route.resource.canonical))
+        if route.method == "*":  # a resource that answers every other method itself (405)
+            any_method.add(route.resource.canonical)
+        elif route.method != "HEAD":
+            routed.add((route.method.lower(), route.resource.canonical))
     documented = {
         (method, path)
         for path, item in openapi_document(system.settings)["paths"].items()
         for method in item
         if method in ("get", "post", "delete", "put", "patch")
     }
-    assert routed == documented
+    assert routed <= documented
+    assert {(m, p) for m, p in documented - routed if p not in any_method} == set()
 
 
 class Conformance:
