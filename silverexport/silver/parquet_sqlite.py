@@ -81,7 +81,9 @@ def rows_sql(ds: Dataset, where: str) -> str:
     return _ordered(ds, ", ".join(parts), where)
 
 
-def read_shapes(cursor: Any, ds: Dataset, where: str, params: list[Any], limit: int) -> dict:
+def read_shapes(
+    cursor: Any, ds: Dataset, where: str, params: list[Any], limit: int
+) -> dict[str, DecimalShape]:
     sql = shapes_sql(ds, where)
     if sql is None:
         return {}
@@ -94,7 +96,9 @@ def read_shapes(cursor: Any, ds: Dataset, where: str, params: list[Any], limit: 
     }
 
 
-def stored_batches(reader: pa.RecordBatchReader, columns: tuple[Column, ...]) -> Iterator:
+def stored_batches(
+    reader: pa.RecordBatchReader, columns: tuple[Column, ...]
+) -> Iterator[pa.RecordBatch]:
     """The reader's batches with each nullable column's nulls restored from its flag."""
     for batch in reader:
         arrays, i = [], 0
@@ -177,7 +181,9 @@ def export_parquet(
     return ExportResult(rows, out.bytes, out.sha.hexdigest(), state["more"])
 
 
-def _capped(source: Iterator[pa.RecordBatch], limit: int, state: dict) -> Iterator:
+def _capped(
+    source: Iterator[pa.RecordBatch], limit: int, state: dict[str, Any]
+) -> Iterator[pa.RecordBatch]:
     """At most `limit` rows of `source`; sets state["more"] when another row follows."""
     for batch in source:
         room = limit - state["seen"]
