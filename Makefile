@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/finished_jobs.py
 	$(BIN)/python bench/metrics_cost.py
 	$(BIN)/python bench/cli_export.py
+	$(BIN)/python bench/parquet.py
 
 soak: $(STAMP) $(SYSTEM)
 	SILVEREXPORT_SOAK=1 $(BIN)/python -m pytest -q tests/reliability

@@ -12,6 +12,7 @@ FILTER_KEYS = ("target_id", "network", "from", "to")
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+    PARQUET = "parquet"  # compressed inside the file (zstd): never gzipped on top
 
     @property
     def extension(self) -> str:
@@ -19,7 +20,14 @@ class ExportFormat(StrEnum):
 
     @property
     def content_type(self) -> str:
-        return "application/x-ndjson" if self is ExportFormat.JSONL else "text/csv; charset=utf-8"
+        return _CONTENT_TYPES[self]
+
+
+_CONTENT_TYPES = {
+    ExportFormat.JSONL: "application/x-ndjson",
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.PARQUET: "application/vnd.apache.parquet",
+}
 
 
 class Compression(StrEnum):

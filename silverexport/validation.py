@@ -89,6 +89,12 @@ def check_request(
         if request.compression is None
         else _enum(Compression, request.compression, "compression")
     )
+    if fmt is ExportFormat.PARQUET and compression is not None:
+        raise ValidationError(
+            '"compression" must be absent or null for "parquet", which is compressed inside '
+            "the file (zstd)",
+            field="compression",
+        )
     frm = _time_filter(request.from_, "from")
     to = _time_filter(request.to, "to")
     if frm is not None and to is not None and parse_canonical(frm) >= parse_canonical(to):

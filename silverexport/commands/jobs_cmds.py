@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from ..errors import ValidationError
-from ..model import ExportRequest, JobStatus
+from ..model import ExportFormat, ExportRequest, JobStatus
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
 
@@ -25,13 +25,13 @@ CLI_TENANT = "cli"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="run one export through the actor system")
     p.add_argument("dataset")
-    p.add_argument("--format", required=True, choices=["jsonl", "csv"])
+    p.add_argument("--format", required=True, choices=[f.value for f in ExportFormat])
     p.add_argument("--target-id")
     p.add_argument("--network")
     p.add_argument("--from", dest="from_", metavar="FROM", help="RFC 3339, inclusive")
     p.add_argument("--to", help="RFC 3339, exclusive")
     p.add_argument("--limit", type=int)
-    p.add_argument("--gzip", action="store_true", help="gzip the file")
+    p.add_argument("--gzip", action="store_true", help="gzip the file (not for parquet)")
     p.add_argument("-o", "--output", help="copy the finished file here ('-' for stdout)")
     p.add_argument("--timeout", type=float, default=3600.0)
     add_data_dir(p)

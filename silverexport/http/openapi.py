@@ -19,7 +19,12 @@ from .openapi_live import live_paths
 
 TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"}
 JOB_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
-FILE_TYPES = ("application/x-ndjson", "text/csv; charset=utf-8", "application/gzip")
+FILE_TYPES = (
+    "application/x-ndjson",
+    "text/csv; charset=utf-8",
+    "application/gzip",
+    "application/vnd.apache.parquet",
+)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -100,7 +105,13 @@ def _schemas(settings: Settings, datasets: list[str]) -> dict[str, Any]:
                 ),
                 "compression": _nullable({"type": "string", "enum": compressions}),
             },
-            "description": '"from" is inclusive, "to" exclusive, and "from" must be before "to".',
+            # Parquet is compressed inside the file: "compression" must stay null with it.
+            "anyOf": [
+                {"properties": {"format": {"enum": [f for f in formats if f != "parquet"]}}},
+                {"properties": {"compression": {"type": "null"}}},
+            ],
+            "description": '"from" is inclusive, "to" exclusive, and "from" must be before "to"; '
+            '"compression" must be absent or null when "format" is "parquet".',
         },
         "Job": {
             "type": "object",

@@ -49,9 +49,11 @@ async def wallet_export(request: web.Request) -> web.StreamResponse:
     return response
 
 
+WALLET_FORMATS = (ExportFormat.JSONL.value, ExportFormat.CSV.value)
+
+
 def _format(request: web.Request) -> ExportFormat:
     value = query_params(request, ("format",)).get("format", "jsonl")
-    try:
-        return ExportFormat(value)
-    except ValueError:
-        raise ValidationError('"format" must be "jsonl" or "csv"', field="format") from None
+    if value not in WALLET_FORMATS:  # a synchronous stream: the line formats only
+        raise ValidationError('"format" must be "jsonl" or "csv"', field="format")
+    return ExportFormat(value)

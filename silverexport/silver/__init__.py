@@ -1,4 +1,4 @@
-"""The Silver store (source data) and the exact, streaming JSONL/CSV writers that read it."""
+"""The Silver store (source data) and the exact, streaming JSONL/CSV/Parquet writers."""
 
 from .catalog import DATASETS, Column, ColumnKind, Dataset, get_dataset
 from .store import SilverStore

@@ -310,6 +310,19 @@ def export_to_file(
     for the caller to delete.
     """
     ds, fmt = get_dataset(dataset), ExportFormat(fmt)
+    if fmt is ExportFormat.PARQUET:  # its own writer; imported here so CSV never loads Arrow
+        from .parquet_sqlite import export_parquet
+
+        return export_parquet(
+            store_path,
+            dataset,
+            path,
+            filters=filters,
+            limit=limit,
+            should_stop=should_stop,
+            on_progress=on_progress,
+            batch_size=batch_size,
+        )
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
     db = _open_store(store_path)
     try:

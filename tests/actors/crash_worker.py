@@ -49,7 +49,7 @@ def main() -> None:
         catch_up_interval_seconds=0.05,
     )
     if mode == "submit":
-        for fmt in ("csv", "jsonl", "csv"):
+        for fmt in ("csv", "jsonl", "parquet"):
             job = system.submit(
                 ExportRequest(dataset="token_transfers", format=fmt, target_id="t1")
             )
