@@ -22,9 +22,10 @@ from yarl import URL
 
 from ..config import Settings
 from ..errors import ValidationError
+from .connecting import CheckedResolver
 from .ledger import Claimed, DeliveryLedger, Outcome
 from .signing import signature_header
-from .targets import CheckedResolver, Resolver, TargetPolicy, TargetRefused, literal_address
+from .targets import Resolver, TargetPolicy, TargetRefused, literal_address
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -11,17 +11,19 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import Settings
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..events.types import WebhookDeleted, WebhookRegistered
-from .dispatcher import Dispatcher
 from .ledger import DeliveryLedger
 from .signing import new_secret
 from .state import EVENT_NAMES, WEBHOOK_PREFIX, Webhook, fold_webhook
 from .store import WEBHOOK_TYPES, WebhookLog, decode_row
 from .targets import Resolver, SystemResolver, TargetPolicy, parse_url
+
+if TYPE_CHECKING:
+    from .dispatcher import Dispatcher
 
 T = TypeVar("T")
 MAX_WEBHOOKS_PER_TENANT = 20
@@ -72,6 +74,8 @@ class WebhookService:
         """Start delivering (serving processes do; bookkeeping ones only register and list)."""
         if self.dispatcher is not None:
             return
+        from .dispatcher import Dispatcher  # aiohttp's client: only processes that deliver
+
         self.dispatcher = Dispatcher(
             self.settings, self._new_ledger, self._db, policy=self.policy, resolver=self.resolver
         )
