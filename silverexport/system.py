@@ -24,9 +24,10 @@ from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
 from .errors import NotFoundError, ValidationError
-from .events.log import EventLog
+from .events.backends import open_event_log, open_views
+from .events.sqlite_log import SqliteEventLog
 from .events.types import RecordedEvent
-from .events.views import ViewTables, newest_states, to_view
+from .events.views import newest_states, to_view
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
 
@@ -57,9 +58,14 @@ class ExportSystem:
         self._readers_lock = threading.Lock()
         self._closed = False
         self.owner = OwnerLock(settings.owners_dir)
-        self.log = EventLog(settings.events_path)
-        self.log.projector = ViewTables(self.log.db)
         try:
+            self.log = open_event_log(settings)  # a bad URL or a dead database stops us here
+        except BaseException:
+            self.owner.release()
+            self.store.close()
+            raise
+        try:
+            self.log.projector = open_views(self.log)
             self.supervisor = JobSupervisor.start(
                 settings=settings,
                 log_=self.log,
@@ -233,7 +239,7 @@ class ExportSystem:
     def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
-        return list(EventLog.read_from(self._reader(), 0, stream_id=job_id))
+        return list(SqliteEventLog.read_from(self._reader(), 0, stream_id=job_id))
 
     def list(
         self,

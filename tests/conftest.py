@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pykka
@@ -32,3 +33,23 @@ def open_system(tmp_path: Path):
     yield _open
     for system in opened:
         system.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL 15 server for the session, started on first use."""
+    from tests import postgres_server as pg
+    from tests.parts import need
+
+    need(pg.available(), "PostgreSQL 15", "postgresql-15 (apt-get install -y postgresql-15)")
+    server = pg.PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's server, dropped after the test."""
+    name = postgres_server.fresh_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .. import sqlite
 from ..errors import SilverExportError, ValidationError
 from ..timeutil import format_time, parse_rfc3339
-from .log import APPEND_ONLY_MESSAGE, EventLog
+from .log import EventLog
 from .types import RecordedEvent, decode
 from .views import State, ViewTables, fold, fresh_states, normalised, replay
 
@@ -29,7 +29,7 @@ def history(log: EventLog, job_id: str) -> list[RecordedEvent]:
 def histories(log: EventLog) -> Iterator[tuple[str, list[RecordedEvent]]]:
     """(job id, history) of every job, in order of their requests; one job in memory at once.
 
-    Call it inside `sqlite.snapshot(log.db)` to see one state of a log that is being appended.
+    Call it inside `log.snapshot()` to see one state of a log that is being appended.
     """
     for job_id in log.stream_ids():
         yield job_id, history(log, job_id)
@@ -116,7 +116,7 @@ def verify(log: EventLog, views: ViewTables, progress: Progress | None = None) -
     Reads happen in one snapshot, so an append racing verify cannot look like a mismatch.
     """
     report = VerifyReport()
-    with sqlite.snapshot(log.db):
+    with log.snapshot():
         report.events = log.count()
         report.last_seq = log.last_seq()
         broken = log.first_bad_seq(progress)
@@ -132,30 +132,7 @@ def _check_guards(log: EventLog) -> list[Problem]:
     problems = [
         Problem("guards", f"append-only trigger {name} is missing") for name in log.missing_guards()
     ]
-    conn = log.db.conn
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
-            "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), "
-            "'verify-probe', 1, 'probe', '{}', '', '')"
-        )
-        probe = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        for verb, sql in (
-            ("an UPDATE", "UPDATE events SET data = '[]' WHERE seq = ?"),
-            ("a DELETE", "DELETE FROM events WHERE seq = ?"),
-        ):
-            try:
-                conn.execute(sql, [probe])
-            except sqlite3.IntegrityError as e:
-                if APPEND_ONLY_MESSAGE in str(e):
-                    continue
-            problems.append(Problem("guards", f"the database accepted {verb} on events"))
-    except sqlite3.Error as e:
-        problems.append(Problem("guards", f"could not probe the guards: {e}"))
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    problems.extend(Problem("guards", message) for message in log.guard_problems())
     return problems
 
 

@@ -482,9 +482,9 @@ class ViewTables:
         checkpoint = self.checkpoint(db)
         if checkpoint != first - 1:
             # Someone appended without these views (or they were dropped): catch up first.
-            from .log import EventLog  # local: log imports nothing of views
+            from .sqlite_log import SqliteEventLog  # local: the log imports nothing of views
 
-            self._apply_all(db, EventLog.read_from(db, checkpoint, upto_seq=first - 1))
+            self._apply_all(db, SqliteEventLog.read_from(db, checkpoint, upto_seq=first - 1))
         self._apply(db, recorded)
 
     def _apply_all(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> int:

@@ -9,12 +9,19 @@ import pytest
 from silverexport.errors import IntegrityError
 from silverexport.events.audit import history, rebuild, states_at, verify
 from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.types import JobCompleted, JobProgressed, JobStarted
 from silverexport.events.views import ViewTables
 
 from .lifecycles import drop_guards, forge, random_log, requested
 
 T1, T2, T3 = "2026-11-01T10:00:00.000Z", "2026-11-01T11:00:00.000Z", "2026-11-01T12:00:00.000Z"
+
+
+@pytest.fixture
+def backend(sqlite_backend):
+    """The job views are kept on SQLite only so far: this suite runs there."""
+    return sqlite_backend
 
 
 @pytest.fixture
@@ -78,7 +85,7 @@ def _tamper(log: EventLog, *sql: str) -> None:
         raw.execute(statement)
     raw.commit()
     raw.close()
-    EventLog(log.path).close()  # a normal open puts the guards back
+    SqliteEventLog(log.path).close()  # a normal open puts the guards back
 
 
 @pytest.mark.parametrize(
@@ -162,7 +169,7 @@ def test_verify_catches_a_view_row_pointing_at_another_jobs_request(log, views):
 
 def test_verify_reports_views_behind_the_log(tmp_path, log, views):
     log.append("j1", 0, requested(1))
-    bare = EventLog(tmp_path / "events.db")
+    bare = SqliteEventLog(tmp_path / "events.db")
     bare.append("j1", 1, JobStarted(attempt=1))
     bare.close()
     report = verify(log, views)

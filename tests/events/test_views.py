@@ -15,6 +15,7 @@ from silverexport.errors import IntegrityError
 from silverexport.events import views as views_module
 from silverexport.events.audit import rebuild, verify
 from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.types import (
     EVENT_TYPES,
     JobCancelled,
@@ -37,6 +38,12 @@ from silverexport.events.views import (
 from silverexport.model import JobStatus
 
 from .lifecycles import random_log, requested
+
+
+@pytest.fixture
+def backend(sqlite_backend):
+    """The job views are kept on SQLite only so far: this suite runs there."""
+    return sqlite_backend
 
 
 def _replayed(log: EventLog) -> dict:
@@ -98,10 +105,11 @@ _OTHER_PROCESS = textwrap.dedent(
     """
     import sys
     from silverexport.events.log import Append, EventLog
+    from silverexport.events.sqlite_log import SqliteEventLog
     from silverexport.events.types import JobCompleted, JobProgressed, JobStarted
     from tests.events.lifecycles import requested
 
-    log = EventLog(sys.argv[1])  # no views: a process that only appends
+    log = SqliteEventLog(sys.argv[1])  # no views: a process that only appends
     log.append_batch([
         Append("j1", 2, [JobProgressed(rows=5), JobCompleted(
             rows=5, bytes=50, sha256="ab" * 32, truncated=False, file_name="j1.csv")]),
@@ -123,7 +131,7 @@ def test_start_up_catches_up_with_what_another_process_appended(tmp_path, log, v
     )
     assert views.checkpoint() == 3 and log.last_seq() == 7
 
-    reopened = EventLog(tmp_path / "events.db")
+    reopened = SqliteEventLog(tmp_path / "events.db")
     fresh_views = ViewTables(reopened.db)
     reopened.projector = fresh_views
     try:
@@ -139,7 +147,7 @@ def test_start_up_catches_up_with_what_another_process_appended(tmp_path, log, v
 
 def test_an_append_through_the_views_first_catches_up_on_what_it_missed(tmp_path, log, views):
     log.append("j1", 0, requested(1))
-    bare = EventLog(tmp_path / "events.db")
+    bare = SqliteEventLog(tmp_path / "events.db")
     bare.append("j1", 1, JobStarted(attempt=1))
     bare.append("j2", 0, requested(2))
     bare.close()
@@ -175,3 +183,23 @@ def test_a_replay_gives_back_the_cycle_collector_as_it_found_it(log, enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_a_batch_the_views_refuse_leaves_log_and_views_as_they_were(log, views):
+    from silverexport.events.log import Append
+
+    log.append("j1", 0, requested(1))
+    before = (log.count(), views.load_all())
+    with pytest.raises(IntegrityError, match="unknown job ghost"):
+        log.append_batch(
+            [Append("j2", 0, [requested(2)]), Append("ghost", 0, [JobProgressed(rows=1)])]
+        )
+    assert (log.count(), views.load_all()) == before
+    assert views.checkpoint() == 1
+
+
+def test_views_follow_one_batch_that_appends_to_one_stream_twice(log, views):
+    from silverexport.events.log import Append
+
+    log.append_batch([Append("j1", 0, [requested(1)]), Append("j1", 1, [JobStarted(attempt=1)])])
+    assert views.load("j1")["status"] == "running"

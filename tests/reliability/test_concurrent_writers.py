@@ -26,6 +26,7 @@ import pytest
 from silverexport import ExportSystem, JobStatus
 from silverexport.events.audit import verify
 from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.views import ViewTables
 from tests.actors.conftest import transfer_rows
 
@@ -128,7 +129,7 @@ def test_two_processes_append_to_one_log(tmp_path, request, capsys):
         mine_owner = system.owner.owner_id
     elapsed = time.monotonic() - started
 
-    log = EventLog(data_dir / "events.db", create=False)
+    log = SqliteEventLog(data_dir / "events.db", create=False)
     try:
         assert log.first_bad_seq() is None
         seqs = [row[0] for row in log.read_raw()]
