@@ -187,6 +187,6 @@ def rebuild_command(args: argparse.Namespace) -> int:
         ) as bar:
             views = open_views(log)
             count = rebuild(log, views, lambda n: bar.update(n - bar.n))
-        jobs = views.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        jobs = views.job_count()
     print(f"rebuilt the views of {jobs} jobs from {count} events")
     return 0

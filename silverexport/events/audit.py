@@ -10,15 +10,13 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .. import sqlite
-from ..errors import SilverExportError, ValidationError
+from ..errors import SilverExportError, StorageError, ValidationError
 from ..timeutil import format_time, parse_rfc3339
 from .log import EventLog
 from .types import RecordedEvent, decode
 from .views import State, ViewTables, fold, fresh_states, normalised, replay
 
 Progress = Callable[[int], None]
-REBUILD_CACHE_KIB = -64 * 1024  # negative: KiB, as PRAGMA cache_size takes it
 
 
 def history(log: EventLog, job_id: str) -> list[RecordedEvent]:
@@ -149,7 +147,7 @@ def _check_views(log: EventLog, views: ViewTables, report: VerifyReport) -> list
     report.jobs = len(fresh)
     try:
         checkpoint, stored = views.checkpoint(), views.load_all()
-    except sqlite3.OperationalError as e:  # e.g. the tables were dropped by hand
+    except (sqlite3.OperationalError, StorageError) as e:  # e.g. tables dropped by hand
         return [Problem("views", f"the views cannot be read: {e}", seq=1 if last else None)]
     problems = []
     if checkpoint != last:
@@ -197,20 +195,12 @@ def first_difference(fresh: dict[str, State], stored: dict[str, State]) -> Probl
 def rebuild(log: EventLog, views: ViewTables, progress: Progress | None = None) -> int:
     """Drop the views and replay the whole log into them; return the number of events.
 
-    One write transaction from the first read to the last write: no append can slip in between
-    the replay and the new checkpoint. Its commit is not synced (synchronous=NORMAL): the views
-    are derived, and if power fails before the WAL reaches the disk, the old views come back
-    whole with their own checkpoint, and start-up catch-up brings them up to date.
+    One write transaction under the append lock from the first read to the last write: no
+    append can slip in between the replay and the new checkpoint. Its commit need not be
+    synced: the views are derived, and if power fails first, the old views come back whole
+    with their own checkpoint, and start-up catch-up brings them up to date.
     """
-    conn = views.db.conn
-    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")  # hold the new views in memory
-    try:
-        with sqlite.immediate(views.db):
-            states, last, count = replay(log.read_batches(with_hash=False), progress)
-            views.replace_all(states, last, in_transaction=True)
-    finally:
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute(f"PRAGMA cache_size = {int(cache)}")
+    with log.exclusive(durable=False):
+        states, last, count = replay(log.read_batches(with_hash=False), progress)
+        views.replace_all(states, last, in_transaction=True)
     return count

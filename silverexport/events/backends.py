@@ -28,9 +28,14 @@ def open_event_log(settings: Settings, *, create: bool = True) -> EventLog:
 
 
 def open_views(log: EventLog, *, create: bool = True) -> ViewTables:
-    """The job views kept beside `log`, in the same database, updated by its appends."""
+    """The job views kept beside `log`, in the same database, in the SQL of its backend."""
     from .sqlite_log import SqliteEventLog
 
     if isinstance(log, SqliteEventLog):
         return ViewTables(log.db, create=create)
-    raise StorageError(f"job views are not yet kept on {log.location} (SQLite only so far)")
+    from .postgres_log import PostgresEventLog
+    from .postgres_views import PostgresViewTables
+
+    if isinstance(log, PostgresEventLog):
+        return PostgresViewTables(log, create=create)  # the same methods as ViewTables
+    raise StorageError(f"no job views for the event log at {log.location}")

@@ -107,6 +107,11 @@ class EventLog(Protocol):
         """Reads inside see one consistent state of a log that may be being appended."""
         ...
 
+    def exclusive(self, *, durable: bool = True) -> AbstractContextManager[Any]:
+        """A write transaction that holds the append lock (catch-up, rebuild); it yields the
+        handle a projector gets. `durable=False` may skip the sync at commit (derived data)."""
+        ...
+
     def first_bad_seq(
         self, progress: Callable[[int], None] | None = None
     ) -> tuple[int, str] | None: ...

@@ -162,6 +162,19 @@ class PostgresEventLog:
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield self.conn
 
+    @contextmanager
+    def exclusive(self, *, durable: bool = True) -> Iterator[psycopg.Connection]:
+        """A write transaction holding the append lock: no append commits until it ends.
+
+        `durable=False` (rebuilding derived views) does not wait for the WAL flush at commit:
+        if the server dies first, the old views come back whole with their own checkpoint.
+        """
+        with self._translated("write to the event log's database"), self.conn.transaction():
+            self.conn.execute(self._lock_sql)
+            if not durable:
+                self.conn.execute("SET LOCAL synchronous_commit = off")
+            yield self.conn
+
     # -- writing ---------------------------------------------------------------------------
 
     def append(self, stream_id: str, expected_version: int, *events: Event) -> list[RecordedEvent]:

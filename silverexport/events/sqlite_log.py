@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -15,6 +15,7 @@ from ..timeutil import now_text
 from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
 from .types import Event, JobRequested, RecordedEvent
 
+REBUILD_CACHE_KIB = -64 * 1024  # negative: KiB, as PRAGMA cache_size takes it
 GUARD_TRIGGERS = ("events_no_update", "events_no_delete")
 
 _SCHEMA = f"""
@@ -89,6 +90,30 @@ class SqliteEventLog:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def exclusive(self, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+        """A write transaction holding the write lock: no append commits until it ends.
+
+        `durable=False` (rebuilding derived views): the commit is not synced
+        (synchronous=NORMAL) and the page cache is large enough to hold the new views; if
+        power fails before the WAL reaches the disk, the old views come back whole with their
+        own checkpoint, and start-up catch-up brings them up to date.
+        """
+        conn = self.db.conn
+        if durable:
+            with sqlite.immediate(self.db):
+                yield self.db
+            return
+        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
+        try:
+            with sqlite.immediate(self.db):
+                yield self.db
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA cache_size = {int(cache)}")
 
     def snapshot(self) -> AbstractContextManager[sqlite_utils.Database]:
         return sqlite.snapshot(self.db)

@@ -457,6 +457,9 @@ class ViewTables:
     def load(self, job_id: str) -> State | None:
         return self._load_many(self.db, [job_id]).get(job_id)
 
+    def job_count(self) -> int:
+        return self.db.execute(f"SELECT COUNT(*) FROM {JOBS_TABLE}").fetchone()[0]
+
     def load_all(self) -> dict[str, State]:
         # In creation order, which also has SQLite walk the jobs, not the whole log.
         rows = self.db.execute(f"{_SELECT} ORDER BY j.created_seq")

@@ -29,11 +29,20 @@ class SqliteBackend:
         "DELETE FROM events WHERE seq = 1",
     )
 
+    hollow_delete_guard = (  # present by name, refusing nothing
+        "DROP TRIGGER events_no_delete",
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT 1; END",
+    )
+
     def __init__(self, directory: Path):
         self.path = directory / "events.db"
 
     def open(self, *, create: bool = True) -> EventLog:
         return SqliteEventLog(self.path, create=create)
+
+    def settings_env(self) -> dict[str, str]:
+        """What another process needs in its environment to open this log."""
+        return {"SILVEREXPORT_DATA_DIR": str(self.path.parent), "SILVEREXPORT_EVENT_LOG_URL": ""}
 
     def with_views(self, log: EventLog) -> EventLog:
         from silverexport.events.views import ViewTables
@@ -93,14 +102,27 @@ class PostgresBackend:
         "TRUNCATE events",
     )
 
+    hollow_delete_guard = (  # present by name, refusing nothing
+        "CREATE FUNCTION events_let_through() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION events_let_through()",
+    )
+
     def __init__(self, url: str):
         self.url = url
 
     def open(self, *, create: bool = True) -> EventLog:
         return PostgresEventLog(self.url, create=create)
 
+    def settings_env(self) -> dict[str, str]:
+        return {"SILVEREXPORT_EVENT_LOG_URL": self.url}
+
     def with_views(self, log: EventLog) -> EventLog:
-        return log  # the job views on PostgreSQL are not there yet
+        from silverexport.events.postgres_views import PostgresViewTables
+
+        log.projector = PostgresViewTables(log)
+        return log
 
     def durable(self, log: EventLog) -> dict[str, object]:
         show = log.conn.execute

@@ -189,3 +189,26 @@ def test_the_cli_exits_at_start_with_one_line_when_the_database_is_unreachable(
     [line] = done.stderr.splitlines()
     assert line.startswith("silverexport: error: SILVEREXPORT_EVENT_LOG_URL: cannot connect")
     assert secret not in done.stderr + done.stdout
+
+
+def test_audit_verify_and_rebuild_run_against_the_postgres_log(postgres_url, monkeypatch, capsys):
+    from silverexport.__main__ import main
+
+    backend = PostgresBackend(postgres_url)
+    log = backend.with_views(backend.open())
+    log.append("j1", 0, requested(1), JobStarted(attempt=1))
+    log.append("j2", 0, requested(2))
+    log.close()
+    monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", postgres_url)
+    assert main(["verify"]) == 0
+    assert capsys.readouterr().out.startswith("OK: 3 events (up to seq 3), hash chain intact")
+    assert main(["audit", "j1"]) == 0
+    assert "JobStarted" in capsys.readouterr().out
+    assert main(["rebuild"]) == 0
+    assert capsys.readouterr().out == "rebuilt the views of 2 jobs from 3 events\n"
+    backend.drop_guards()
+    backend.raw("UPDATE events SET stream_id = 'j3' WHERE seq = 2")
+    assert main(["verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("FAILED: first bad seq 2\n")
+    assert "guards: append-only trigger events_no_truncate is missing" in err
