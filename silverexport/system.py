@@ -9,14 +9,13 @@ import base64
 import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pykka
 
-from . import sqlite
 from .actors.exporter import ExportFn
 from .actors.messages import Cancel, CatchUp, Prune, Schedule, Submit, Tick
 from .actors.owners import OwnerLock
@@ -25,9 +24,8 @@ from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
 from .errors import NotFoundError, ValidationError
 from .events.backends import open_event_log, open_views
-from .events.sqlite_log import SqliteEventLog
 from .events.types import RecordedEvent
-from .events.views import newest_states, to_view
+from .events.views import State, newest_states, to_view
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
 
@@ -239,7 +237,7 @@ class ExportSystem:
     def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
-        return list(SqliteEventLog.read_from(self._reader(), 0, stream_id=job_id))
+        return list(self.log.read_from(self._reader(), 0, stream_id=job_id))
 
     def list(
         self,
@@ -253,6 +251,7 @@ class ExportSystem:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
         return query_jobs(
             self._reader(),
+            newest=self.log.projector.newest_states,  # the views' SQL for this log's backend
             tenant=tenant,
             status=status,
             dataset=dataset,
@@ -275,7 +274,7 @@ class ExportSystem:
         """A read connection per calling thread (the HTTP executor's threads are bounded)."""
         db = getattr(self._readers, "db", None)
         if db is None:
-            db = sqlite.connect(self.settings.events_path)
+            db = self.log.open_reader()
             self._readers.db = db
             with self._readers_lock:
                 self._reader_conns.append(db)
@@ -303,6 +302,7 @@ def _decode_cursor(cursor: str) -> int:
 def query_jobs(
     db: Any,
     *,
+    newest: Callable[..., list[State]] = newest_states,
     tenant: str | None = None,
     status: JobStatus | str | None = None,
     dataset: str | None = None,
@@ -324,7 +324,7 @@ def query_jobs(
     if dataset is not None:
         equal["dataset"] = dataset
     before = None if cursor is None else _decode_cursor(cursor)
-    states = newest_states(db, equal=equal, before_seq=before, limit=limit + 1)
+    states = newest(db, equal=equal, before_seq=before, limit=limit + 1)
     views = [to_view(state) for state in states]
     next_cursor = None
     if len(views) > limit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,14 @@ def _stop_all_actors():
     """A failing test must not leave actor threads behind to hang the suite."""
     yield
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _event_log_on_postgres(request, monkeypatch):
+    """With EVENT_LOG_BACKEND=postgres, every test's system keeps its log (and views) in a
+    fresh PostgreSQL database: the same suites, run against the second backend."""
+    if os.environ.get("EVENT_LOG_BACKEND") == "postgres":
+        monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

@@ -103,6 +103,22 @@ class EventLog(Protocol):
         """Every stream, in the order of its first event."""
         ...
 
+    def open_reader(self) -> Any:
+        """A connection of its own for another thread: pass it to `read_from` and to the
+        views' queries. The caller closes it."""
+        ...
+
+    def read_from(
+        self,
+        reader: Any,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """`read`, through a reader from `open_reader`."""
+        ...
+
     def snapshot(self) -> AbstractContextManager[Any]:
         """Reads inside see one consistent state of a log that may be being appended."""
         ...

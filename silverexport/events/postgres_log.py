@@ -260,6 +260,22 @@ class PostgresEventLog:
     def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[tuple]]:
         return self._batches(after_seq, with_hash=with_hash)
 
+    def open_reader(self) -> psycopg.Connection:
+        """A connection of its own for another thread's reads (`read_from`, the views')."""
+        return connect(self.url)
+
+    def read_from(
+        self,
+        conn: psycopg.Connection,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Like `read`, through a reader connection from `open_reader`."""
+        rows = self._batches(after_seq, stream_id=stream_id, upto_seq=upto_seq, conn=conn)
+        return decoded(row for batch in rows for row in batch)
+
     def _batches(
         self,
         after_seq: int,
@@ -267,6 +283,7 @@ class PostgresEventLog:
         stream_id: str | None = None,
         upto_seq: int | None = None,
         with_hash: bool = True,
+        conn: psycopg.Connection | None = None,
     ) -> Iterator[list[tuple]]:
         """Keyset pages (seq > last seen): no cursor held open between pages, so a reader
         never pins a transaction while the caller works; each page is one committed state,
@@ -283,7 +300,7 @@ class PostgresEventLog:
         last = after_seq
         while True:
             with self._translated("read the event log"):
-                rows = self.conn.execute(sql, [last, *params]).fetchall()
+                rows = (conn or self.conn).execute(sql, [last, *params]).fetchall()
             if not rows:
                 return
             yield rows

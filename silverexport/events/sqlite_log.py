@@ -184,6 +184,10 @@ class SqliteEventLog:
         """Stored rows in lists of a few thousand (see `iter_batches`)."""
         return iter_batches(self.db, after_seq, with_hash=with_hash)
 
+    def open_reader(self) -> sqlite_utils.Database:
+        """A connection of its own for another thread's reads (`read_from`, the views')."""
+        return sqlite.connect(self.path)
+
     @staticmethod
     def read_from(
         db: sqlite_utils.Database,

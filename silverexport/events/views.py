@@ -457,6 +457,8 @@ class ViewTables:
     def load(self, job_id: str) -> State | None:
         return self._load_many(self.db, [job_id]).get(job_id)
 
+    newest_states = staticmethod(newest_states)  # as PostgresViewTables has it
+
     def job_count(self) -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {JOBS_TABLE}").fetchone()[0]
 
