@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -30,6 +31,9 @@ from .types import Event, JobRequested, RecordedEvent
 
 GUARD_TRIGGERS = ("events_no_update", "events_no_delete", "events_no_truncate")
 IDEMPOTENCY_INDEX = "events_idempotency"
+# The constraints a second writer can collide with: contention, worth a retry. Any other
+# constraint failing inside an append (a projector's, say) is a defect, not a conflict.
+COLLISIONS = frozenset({"events_pkey", "events_stream_version", IDEMPOTENCY_INDEX})
 # Any fixed 64-bit key; it only has to be the same in every process using this database.
 APPEND_LOCK_KEY = 0x5E1E_E7E0_0000_0001
 SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
@@ -46,7 +50,7 @@ _SCHEMA = [
         data JSON NOT NULL,
         recorded_at TEXT NOT NULL,
         hash TEXT NOT NULL,
-        UNIQUE (stream_id, version)
+        CONSTRAINT events_stream_version UNIQUE (stream_id, version)
     )
     """,
     f"""
@@ -91,7 +95,10 @@ def connect(url: str, setting: str = "SILVEREXPORT_EVENT_LOG_URL") -> psycopg.Co
 
 def _scrub(message: str, url: str) -> str:
     """One line, and never the password, whatever the driver chose to echo."""
-    password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = urlsplit(url).password  # a URL libpq cannot parse still keeps its secret
     line = " ".join(message.split())
     return line.replace(str(password), "***") if password else line
 
@@ -218,7 +225,9 @@ class PostgresEventLog:
         try:
             yield
         except pg_errors.UniqueViolation as e:
-            raise ConcurrencyError(f"another writer appended first: {_one_line(e)}") from e
+            if e.diag.constraint_name in COLLISIONS:
+                raise ConcurrencyError(f"another writer appended first: {_one_line(e)}") from e
+            raise IntegrityError(f"the append broke a constraint: {_one_line(e)}") from e
         except pg_errors.IntegrityConstraintViolation as e:
             raise IntegrityError(f"the database refused the event: {_one_line(e)}") from e
         except psycopg.Error as e:

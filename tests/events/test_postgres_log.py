@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from silverexport.config import Settings
-from silverexport.errors import StorageError, ValidationError
+from silverexport.errors import ConcurrencyError, IntegrityError, StorageError, ValidationError
 from silverexport.events.log import Append
 from silverexport.events.postgres_log import PostgresEventLog
 from silverexport.events.types import JobProgressed, JobStarted
@@ -212,3 +212,27 @@ def test_audit_verify_and_rebuild_run_against_the_postgres_log(postgres_url, mon
     err = capsys.readouterr().err
     assert err.startswith("FAILED: first bad seq 2\n")
     assert "guards: append-only trigger events_no_truncate is missing" in err
+
+
+def test_a_constraint_broken_by_a_projector_is_not_a_conflict(pg_log):
+    """Only the log's own collisions (version, seq, idempotency key) are contention."""
+    log = pg_log
+
+    class Duplicating:
+        def project(self, conn, recorded):
+            conn.execute("CREATE TABLE IF NOT EXISTS once (id TEXT PRIMARY KEY)")
+            conn.execute("INSERT INTO once VALUES ('x')")
+
+    log.projector = Duplicating()
+    log.append("j1", 0, requested(1))
+    with pytest.raises(IntegrityError, match="the append broke a constraint") as caught:
+        log.append("j2", 0, requested(2))
+    assert not isinstance(caught.value, ConcurrencyError)
+    assert log.count() == 1
+
+
+@pytest.fixture
+def pg_log(postgres_url):
+    log = PostgresEventLog(postgres_url)
+    yield log
+    log.close()
