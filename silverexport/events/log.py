@@ -103,6 +103,10 @@ class EventLog(Protocol):
         """Every stream, in the order of its first event."""
         ...
 
+    def idempotent_stream(self, tenant: str, key: str) -> str | None:
+        """The job one tenant's idempotency key names, if any (through the log's own index)."""
+        ...
+
     def open_reader(self) -> Any:
         """A connection of its own for another thread: pass it to `read_from` and to the
         views' queries. The caller closes it."""

@@ -317,6 +317,16 @@ class PostgresEventLog:
                 return
             last = rows[-1][0]
 
+    def idempotent_stream(self, tenant: str, key: str) -> str | None:
+        """The job one tenant's idempotency key names, if any (through the log's own index)."""
+        with self._translated("read the event log"):
+            row = self.conn.execute(
+                f"SELECT stream_id FROM events WHERE type = '{JobRequested.type}' "
+                "AND data->>'tenant' = %s AND data->>'idempotency_key' = %s",
+                [tenant, key],
+            ).fetchone()
+        return row[0] if row else None
+
     def stream_ids(self) -> Iterator[str]:
         """Every stream, in the order of its first event."""
         last = 0

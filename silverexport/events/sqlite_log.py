@@ -198,6 +198,16 @@ class SqliteEventLog:
     ) -> Iterator[RecordedEvent]:
         return decoded(iter_rows(db, after_seq, stream_id=stream_id, upto_seq=upto_seq))
 
+    def idempotent_stream(self, tenant: str, key: str) -> str | None:
+        """The job one tenant's idempotency key names, if any (through the log's own index)."""
+        row = self.db.execute(
+            f"SELECT stream_id FROM events WHERE type = '{JobRequested.type}' "
+            "AND json_extract(data, '$.tenant') = ? "
+            "AND json_extract(data, '$.idempotency_key') = ?",
+            [tenant, key],
+        ).fetchone()
+        return row[0] if row else None
+
     def stream_ids(self) -> Iterator[str]:
         """Every stream, in the order of its first event."""
         cursor = self.db.conn.execute("SELECT stream_id FROM events WHERE version = 1 ORDER BY seq")

@@ -106,6 +106,9 @@ def test_the_log_refuses_a_second_request_with_one_tenant_s_idempotency_key(back
         log.append_batch([Append("j3", 0, [requested(3)]), Append("j4", 0, [requested(4)])])
         log.append("j1", 1, JobStarted(attempt=1))
         assert log.count() == before[0] + 4
+        assert log.idempotent_stream("alice", "k") == "j1"
+        assert log.idempotent_stream("bob", "k") == "j2"
+        assert log.idempotent_stream("carol", "k") is None
     finally:
         bare.close()
 
