@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -57,6 +57,7 @@ class Projector(Protocol):
     def project(self, tx: Any, recorded: list[RecordedEvent]) -> None: ...
 
 
+@runtime_checkable
 class EventLog(Protocol):
     """Append with optimistic concurrency, read back in seq order, check the chain.
 

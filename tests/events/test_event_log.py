@@ -28,6 +28,11 @@ class Refusing:
             raise IntegrityError("unknown job ghost")
 
 
+def test_the_adapter_has_every_member_of_the_port(log):
+    assert isinstance(log, EventLog)
+    assert "***" in log.location or "://" not in log.location  # never a password
+
+
 def test_append_assigns_seq_version_and_chain_and_reads_back(log):
     first = log.append("j1", 0, requested(1), JobStarted(attempt=1))
     second = log.append("j2", 0, requested(2))
