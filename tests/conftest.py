@@ -22,8 +22,10 @@ def _stop_all_actors():
 @pytest.fixture(autouse=True)
 def _event_log_on_postgres(request, monkeypatch):
     """With EVENT_LOG_BACKEND=postgres, every test's system keeps its log (and views) in a
-    fresh PostgreSQL database: the same suites, run against the second backend."""
-    if os.environ.get("EVENT_LOG_BACKEND") == "postgres":
+    fresh PostgreSQL database: the same suites, run against the second backend. A test
+    about the SQLite file itself (marked `sqlite_log`) keeps it."""
+    sqlite_only = request.node.get_closest_marker("sqlite_log") is not None
+    if os.environ.get("EVENT_LOG_BACKEND") == "postgres" and not sqlite_only:
         monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", request.getfixturevalue("postgres_url"))
 
 

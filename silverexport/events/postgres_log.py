@@ -38,6 +38,9 @@ COLLISIONS = frozenset({"events_pkey", "events_stream_version", IDEMPOTENCY_INDE
 APPEND_LOCK_KEY = 0x5E1E_E7E0_0000_0001
 SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
 BATCH_ROWS = 2000
+# How long an append waits for the append lock (or any lock) before it is a StorageError, as
+# SQLite's busy timeout bounds the wait there: a stuck holder must not hang the supervisor.
+LOCK_TIMEOUT_MS = 30_000
 LockKind = Literal["table", "advisory"]
 
 _SCHEMA = [
@@ -82,11 +85,18 @@ _LOCKS: dict[str, str] = {
 _COLUMNS = "seq, stream_id, version, type, data::text, recorded_at"
 
 
-def connect(url: str, setting: str = "SILVEREXPORT_EVENT_LOG_URL") -> psycopg.Connection:
+def connect(
+    url: str,
+    setting: str = "SILVEREXPORT_EVENT_LOG_URL",
+    *,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+) -> psycopg.Connection:
     """An autocommit connection (every transaction is one we open), or StorageError naming the
     setting and the URL without its password."""
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        conn.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        return conn
     except psycopg.Error as e:
         raise StorageError(
             f"{setting}: cannot connect to {redact_url(url)}: {_scrub(str(e), url)}"
@@ -116,6 +126,7 @@ class PostgresEventLog:
         projector: Projector | None = None,
         create: bool = True,
         lock: LockKind = "table",
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
     ):
         """Connect (and with `create`, make or repair the table, guards and index).
 
@@ -125,7 +136,8 @@ class PostgresEventLog:
         self.url = url
         self.projector = projector
         self._lock_sql = _LOCKS[lock]
-        self.conn = connect(url)
+        self._lock_timeout_ms = lock_timeout_ms
+        self.conn = connect(url, lock_timeout_ms=lock_timeout_ms)
         try:
             if create:
                 self._create()
@@ -238,7 +250,7 @@ class PostgresEventLog:
         if not (self.conn.closed or self.conn.broken):
             return
         with contextlib.suppress(StorageError):  # still down: the next call tries again
-            self.conn = connect(self.url)
+            self.conn = connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -271,7 +283,7 @@ class PostgresEventLog:
 
     def open_reader(self) -> psycopg.Connection:
         """A connection of its own for another thread's reads (`read_from`, the views')."""
-        return connect(self.url)
+        return connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
 
     def read_from(
         self,

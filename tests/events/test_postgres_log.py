@@ -237,3 +237,20 @@ def pg_log(postgres_url):
     log = PostgresEventLog(postgres_url)
     yield log
     log.close()
+
+
+def test_an_append_lock_held_past_the_lock_timeout_is_a_storage_error(postgres_url):
+    """Another connection holds the table (as a stuck writer would): the append gives up after
+    the lock timeout, writes nothing, and goes through once the lock is gone."""
+    log = PostgresEventLog(postgres_url, lock_timeout_ms=100)
+    holder = psycopg.connect(postgres_url)
+    try:
+        log.append("j1", 0, requested(1))
+        holder.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        with pytest.raises(StorageError, match="lock timeout"):
+            log.append("j1", 1, JobStarted(attempt=1))
+        holder.rollback()
+        assert [r.seq for r in log.append("j1", 1, JobStarted(attempt=1))] == [2]
+    finally:
+        holder.close()
+        log.close()
