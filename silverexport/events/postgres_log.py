@@ -18,7 +18,6 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -27,6 +26,7 @@ from ..config import redact_url
 from ..errors import ConcurrencyError, IntegrityError, StorageError
 from ..timeutil import now_text
 from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
+from .postgres_conn import LOCK_TIMEOUT_MS, connect, one_line
 from .types import Event, JobRequested, RecordedEvent
 
 GUARD_TRIGGERS = ("events_no_update", "events_no_delete", "events_no_truncate")
@@ -38,9 +38,6 @@ COLLISIONS = frozenset({"events_pkey", "events_stream_version", IDEMPOTENCY_INDE
 APPEND_LOCK_KEY = 0x5E1E_E7E0_0000_0001
 SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
 BATCH_ROWS = 2000
-# How long an append waits for the append lock (or any lock) before it is a StorageError, as
-# SQLite's busy timeout bounds the wait there: a stuck holder must not hang the supervisor.
-LOCK_TIMEOUT_MS = 30_000
 LockKind = Literal["table", "advisory"]
 
 _SCHEMA = [
@@ -83,34 +80,6 @@ _LOCKS: dict[str, str] = {
     "advisory": f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})",
 }
 _COLUMNS = "seq, stream_id, version, type, data::text, recorded_at"
-
-
-def connect(
-    url: str,
-    setting: str = "SILVEREXPORT_EVENT_LOG_URL",
-    *,
-    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
-) -> psycopg.Connection:
-    """An autocommit connection (every transaction is one we open), or StorageError naming the
-    setting and the URL without its password."""
-    try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        conn.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
-        return conn
-    except psycopg.Error as e:
-        raise StorageError(
-            f"{setting}: cannot connect to {redact_url(url)}: {_scrub(str(e), url)}"
-        ) from None
-
-
-def _scrub(message: str, url: str) -> str:
-    """One line, and never the password, whatever the driver chose to echo."""
-    try:
-        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        password = urlsplit(url).password  # a URL libpq cannot parse still keeps its secret
-    line = " ".join(message.split())
-    return line.replace(str(password), "***") if password else line
 
 
 class PostgresEventLog:
@@ -238,13 +207,13 @@ class PostgresEventLog:
             yield
         except pg_errors.UniqueViolation as e:
             if e.diag.constraint_name in COLLISIONS:
-                raise ConcurrencyError(f"another writer appended first: {_one_line(e)}") from e
-            raise IntegrityError(f"the append broke a constraint: {_one_line(e)}") from e
+                raise ConcurrencyError(f"another writer appended first: {one_line(e)}") from e
+            raise IntegrityError(f"the append broke a constraint: {one_line(e)}") from e
         except pg_errors.IntegrityConstraintViolation as e:
-            raise IntegrityError(f"the database refused the event: {_one_line(e)}") from e
+            raise IntegrityError(f"the database refused the event: {one_line(e)}") from e
         except psycopg.Error as e:
             self._reconnect_if_broken()
-            raise StorageError(f"could not {doing}: {_one_line(e)}") from e
+            raise StorageError(f"could not {doing}: {one_line(e)}") from e
 
     def _reconnect_if_broken(self) -> None:
         if not (self.conn.closed or self.conn.broken):
@@ -402,9 +371,5 @@ class PostgresEventLog:
                             continue
                     problems.append(f"the database accepted {verb} on events")
         except psycopg.Error as e:
-            problems.append(f"could not probe the guards: {_one_line(e)}")
+            problems.append(f"could not probe the guards: {one_line(e)}")
         return problems
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
