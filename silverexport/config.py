@@ -28,6 +28,11 @@ class Settings:
     progress_interval_seconds: float = 1.0
     max_body_bytes: int = 64 * 1024
     event_log_url: str = ""  # "": the SQLite file events.db under the data dir (SPEC §8)
+    # Observability (SPEC §9, §10): `off` removes GET /metrics; streams send a comment this often
+    # while idle and look for new events in the log this often.
+    metrics: str = "on"
+    stream_keepalive_seconds: float = 15.0
+    stream_poll_seconds: float = 0.25
 
     @property
     def total_slots(self) -> int:
@@ -77,6 +82,14 @@ class Settings:
             )
         if self.job_ttl_seconds < 0:
             raise ValidationError("SILVEREXPORT_JOB_TTL_SECONDS must not be negative")
+        if self.metrics not in ("on", "off"):
+            raise ValidationError(
+                f'SILVEREXPORT_METRICS must be "on" or "off", not {self.metrics!r}'
+            )
+        if not 0 < self.stream_keepalive_seconds <= 15:
+            raise ValidationError("SILVEREXPORT_STREAM_KEEPALIVE_SECONDS must be in (0, 15]")
+        if self.stream_poll_seconds <= 0:
+            raise ValidationError("SILVEREXPORT_STREAM_POLL_SECONDS must be positive")
         if self.event_log_url:
             check_postgres_url("SILVEREXPORT_EVENT_LOG_URL", self.event_log_url)
 

@@ -26,6 +26,7 @@ from .errors import NotFoundError, ValidationError
 from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
 from .events.views import State, newest_states, to_view
+from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
 
@@ -56,14 +57,17 @@ class ExportSystem:
         self._readers_lock = threading.Lock()
         self._closed = False
         self.owner = OwnerLock(settings.owners_dir)
+        self.metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
         try:
-            self.log = open_event_log(settings)  # a bad URL or a dead database stops us here
+            # A bad URL or a dead database stops us here. Timed appends, and the jobs they
+            # finish, are counted outside events/ (SPEC §10).
+            self.log = MeteredLog(open_event_log(settings), self._appended)
         except BaseException:
             self.owner.release()
             self.store.close()
             raise
         try:
-            self.log.projector = open_views(self.log)
+            self.log.projector = open_views(self.log.inner)
             self.supervisor = JobSupervisor.start(
                 settings=settings,
                 log_=self.log,
@@ -165,6 +169,9 @@ class ExportSystem:
     def _ask(self, message: Any) -> Any:
         return self.supervisor.ask(message, timeout=ASK_TIMEOUT)
 
+    def _appended(self, records: list[RecordedEvent], seconds: float) -> None:
+        self.metrics.observe_append(records, seconds, self._views.get)
+
     def _publish(self, view: JobView) -> None:
         with self._changed:
             self._views[view.job_id] = view
@@ -238,6 +245,22 @@ class ExportSystem:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
         return list(self.log.read_from(self._reader(), 0, stream_id=job_id))
+
+    def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
+        """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
+        events = self.log.read_from(self._reader(), after_seq)
+        try:
+            return [event for event, _ in zip(events, range(limit), strict=False)]
+        finally:
+            events.close()
+
+    def last_seq(self) -> int:
+        """The newest seq in the log (0 when empty)."""
+        return self.log.projector.last_seq(self._reader())
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
+        return self.log.projector.status_counts(self._reader())  # StorageError: 503, not 500
 
     def list(
         self,

@@ -1,4 +1,5 @@
-"""Fixtures every test shares: fresh data dirs, and no actor outliving its test."""
+"""Fixtures every test shares: fresh data dirs, no actor outliving its test, and none of the
+caller's SILVEREXPORT_* settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,28 @@ import pykka
 import pytest
 
 from silverexport import ExportSystem
+
+# The suite's own size knobs (see tests/reliability): read by tests, never by the project.
+SUITE_KNOBS = frozenset(
+    f"SILVEREXPORT_{name}"
+    for name in ("SOAK", "CRASH_ROUNDS", "CRASH_SEED", "CONCURRENT_SECONDS", "LOAD_JOBS")
+)
+
+
+def project_settings_in(environ) -> list[str]:
+    """The SILVEREXPORT_* names in `environ` the project could read as settings."""
+    return [k for k in environ if k.startswith("SILVEREXPORT_") and k not in SUITE_KNOBS]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_settings_from_the_caller():
+    """`SILVEREXPORT_MAX_RECORDS=3 make test` must run the same suite: settings come only from
+    what a test sets (monkeypatch.setenv, a child's env). Session-wide, so module fixtures that
+    start servers see none either; child processes inherit this cleaned environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in project_settings_in(os.environ):
+            mp.delenv(name)
+        yield
 
 
 @pytest.fixture(autouse=True)

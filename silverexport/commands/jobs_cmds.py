@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import orjson
 from tqdm import tqdm
 
+from ..errors import ValidationError
 from ..model import ExportRequest, JobStatus
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
@@ -55,6 +58,8 @@ def run_export(args: argparse.Namespace) -> int:
         limit=args.limit,
         compression="gzip" if args.gzip else None,
     )
+    if args.output and args.output != "-":
+        _check_writable(Path(args.output))  # before any job is recorded
     with ExportSystem.open(settings=settings_from(args)) as system:
         job = system.submit(request, tenant=CLI_TENANT)
         view = _follow(system, job.job_id, args.timeout)
@@ -66,7 +71,12 @@ def run_export(args: argparse.Namespace) -> int:
             with open(path, "rb") as src:
                 shutil.copyfileobj(src, sys.stdout.buffer)
         elif args.output:
-            shutil.copyfile(path, args.output)
+            try:
+                shutil.copyfile(path, args.output)
+            except OSError as e:
+                raise ValidationError(
+                    f"cannot write {args.output}: {e.strerror or e}", field="output"
+                ) from e
         print(
             f"job {view.job_id} completed: {view.rows} rows, {view.bytes} bytes, "
             f"sha256 {view.sha256}{' (truncated)' if view.truncated else ''}\n"
@@ -74,6 +84,17 @@ def run_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _check_writable(output: Path) -> None:
+    """-o names a file to create or replace in a directory we may write to."""
+    folder = output.parent
+    if output.is_dir():
+        raise ValidationError(f"cannot write {output}: it is a directory", field="output")
+    if not folder.is_dir():
+        raise ValidationError(f"cannot write {output}: no directory {folder}", field="output")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValidationError(f"cannot write {output}: permission denied", field="output")
 
 
 def _follow(system: ExportSystem, job_id: str, timeout: float):

@@ -192,6 +192,24 @@ class PostgresViewTables:
         return PostgresViewTables._load_many(db, [job_id]).get(job_id)
 
     @staticmethod
+    def status_counts(db: psycopg.Connection) -> dict[str, int]:
+        """Jobs per status (for /metrics); an unreachable database is a StorageError."""
+        try:
+            return dict(
+                db.execute(f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status").fetchall()
+            )
+        except psycopg.Error as e:
+            raise StorageError(f"could not count the jobs in the views: {e}") from e
+
+    @staticmethod
+    def last_seq(db: psycopg.Connection) -> int:
+        """The newest seq in the log beside these views, through any reader (0 when empty)."""
+        try:
+            return db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        except psycopg.Error as e:
+            raise StorageError(f"could not read the event log: {e}") from e
+
+    @staticmethod
     def queued_ahead_of(db: psycopg.Connection, job_id: str) -> int:
         """How many jobs (of any process) are queued and were created before this one."""
         sql = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import operator
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -17,7 +18,7 @@ import orjson
 import sqlite_utils
 
 from .. import sqlite
-from ..errors import IntegrityError
+from ..errors import IntegrityError, StorageError
 from ..model import Compression, ExportFormat, JobStatus, JobView
 from ..timeutil import expiry
 from .types import (
@@ -458,6 +459,20 @@ class ViewTables:
         return self._load_many(self.db, [job_id]).get(job_id)
 
     newest_states = staticmethod(newest_states)  # as PostgresViewTables has it
+
+    @staticmethod
+    def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
+        """Jobs per status (for /metrics); a locked or missing file is a StorageError."""
+        sql = f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status"
+        try:
+            return dict(db.execute(sql).fetchall())
+        except sqlite3.OperationalError as e:
+            raise StorageError(f"could not count the jobs in the views: {e}") from e
+
+    @staticmethod
+    def last_seq(db: sqlite_utils.Database) -> int:
+        """The newest seq in the log beside these views, through any reader (0 when empty)."""
+        return db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
 
     def job_count(self) -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {JOBS_TABLE}").fetchone()[0]

@@ -6,12 +6,14 @@ import orjson
 from aiohttp import web
 
 from ..system import ExportSystem
-from . import jobs
+from . import dashboard, jobs
 from .auth import API_KEYS, ApiKeys, auth_middleware
 from .bridge import EXECUTORS, Executors, executors_ctx
 from .common import JSON, SYSTEM
 from .errors import error_middleware
+from .metrics import metrics_middleware, metrics_page
 from .openapi import openapi_document
+from .stream import stream_hub_ctx, stream_job
 from .wallet import wallet_export
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
@@ -21,16 +23,22 @@ _HEALTHY = orjson.dumps({"status": "ok"})
 def make_app(system: ExportSystem) -> web.Application:
     """The HTTP front end of a running system; the caller opens and closes the system."""
     settings = system.settings
+    metrics_on = settings.metrics == "on"
+    counting = [metrics_middleware(system.metrics)] if metrics_on else []
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[*counting, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SYSTEM] = system
     app[API_KEYS] = ApiKeys.parse(settings.api_keys)
     app[EXECUTORS] = Executors()
     app[OPENAPI_JSON] = orjson.dumps(openapi_document(settings))
+    app[dashboard.ASSETS] = dashboard.load_assets()
     app.cleanup_ctx.append(executors_ctx)
+    app.cleanup_ctx.append(stream_hub_ctx)  # after the executors it reads the log in
     _add_routes(app.router)
+    if metrics_on:
+        app.router.add_get("/metrics", metrics_page)
     return app
 
 
@@ -47,7 +55,11 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_delete("/v1/export/jobs/{job_id}", jobs.cancel_job)
     router.add_get("/v1/export/jobs/{job_id}/download", jobs.download)
     router.add_get("/v1/export/jobs/{job_id}/events", jobs.job_events)
+    router.add_get("/v1/export/jobs/{job_id}/stream", stream_job)
     router.add_get("/v1/export/{wallet}", wallet_export)
+    router.add_get("/ui", dashboard.dashboard_redirect)
+    router.add_get("/ui/", dashboard.dashboard_index)
+    router.add_get("/ui/{asset}", dashboard.dashboard_asset)
 
 
 async def healthz(request: web.Request) -> web.Response:

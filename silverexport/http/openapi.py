@@ -15,6 +15,7 @@ from ..silver.catalog import DATASETS
 from ..system import LIST_MAX
 from ..validation import MAX_TEXT_FILTER
 from .jobs import DEFAULT_PAGE
+from .openapi_live import live_paths
 
 TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"}
 JOB_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
@@ -184,8 +185,11 @@ def _schemas(settings: Settings, datasets: list[str]) -> dict[str, Any]:
     }
 
 
+_JOB_ID_PARAM = {"name": "job_id", "in": "path", "required": True, "schema": JOB_ID}
+
+
 def _paths(datasets: list[str]) -> dict[str, Any]:
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": JOB_ID}
+    job_id = _JOB_ID_PARAM
     job = _json("The job document", _ref("Job"))
     file_content = {t: {"schema": {"type": "string"}} for t in FILE_TYPES}
     file_headers = {
@@ -418,5 +422,5 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "schemas": _schemas(settings, datasets),
         },
         "security": [{"bearer": []}],
-        "paths": _paths(datasets),
+        "paths": {**_paths(datasets), **live_paths(settings, _JOB_ID_PARAM, _errors)},
     }

@@ -29,7 +29,8 @@ async def test_a_slow_system_call_does_not_stall_other_requests(client, system, 
     pending = asyncio.ensure_future(client.post("/v1/export/dataset", json=CSV, headers=ALICE))
     try:
         assert await asyncio.to_thread(entered.wait, WAIT)
-        async with asyncio.timeout(5):
+        # Only a guard against a hang: answering at all while submit is held is the test.
+        async with asyncio.timeout(WAIT):
             assert (await client.get("/healthz")).status == 200
             resp = await client.get(f"/v1/export/jobs/{done['job_id']}", headers=ALICE)
             assert resp.status == 200

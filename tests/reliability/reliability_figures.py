@@ -34,7 +34,8 @@ def record(request: pytest.FixtureRequest, name: str, figures: dict[str, Any], t
         manager.register(_Summary(), "silverexport-reliability-figures")
     _COLLECTED[name] = figures
     (tmp / f"{name.replace(' ', '_')}.json").write_bytes(orjson.dumps(figures))
-    request.node.user_properties.append(("figures", figures))
+    if hasattr(request.node, "user_properties"):  # a test, not a module fixture's teardown
+        request.node.user_properties.append(("figures", figures))
     capman = request.config.pluginmanager.getplugin("capturemanager")
     if capman is not None:
         with capman.global_and_fixture_disabled():

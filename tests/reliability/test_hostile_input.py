@@ -54,7 +54,9 @@ TALLY: Counter = Counter()  # requests tried, 5xx, tracebacks, cross-tenant read
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(request, tmp_path_factory):
+    """One server for the module. Its teardown reports the module's figures and holds the
+    whole log to no unexpected error, even one logged after the last client left."""
     tmp = tmp_path_factory.mktemp("hostile")
     data = tmp / "data"
     data.mkdir()
@@ -64,12 +66,27 @@ def served(tmp_path_factory):
         store.ingest("token_transfers", transfer_rows(40, target="t2", start=ROWS))
     finally:
         store.close()
+    TALLY.clear()
     server = ServeProcess(data, tmp / "serve.log", env=child_env())
     try:
         server.wait_for_url()
         yield server
     finally:
         server.close()
+    errors = unexpected_errors(server.log_path.read_text(errors="replace"))
+    record(request, "hostile input", figures(len(errors)), tmp)
+    assert not errors, errors[0]
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_errors_logged(served):
+    """Each test on its own: what it sent made the server log no unexpected error."""
+    start = served.log_path.stat().st_size
+    yield
+    with served.log_path.open("rb") as log:
+        log.seek(start)
+        errors = unexpected_errors(log.read().decode(errors="replace"))
+    assert not errors, errors[0]
 
 
 @pytest.fixture
@@ -137,6 +154,19 @@ def raw_exchange(base_url: str, data: bytes, *, read_timeout: float = DEADLINE) 
     assert answer.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")), answer[:200]
     assert_clean_body(status, answer, repr(data[:80]))
     return answer
+
+
+def waiting_for_more(sock: socket.socket) -> bool:
+    """The server holds the connection open and has answered nothing on it yet."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # look, do not wait
+    try:
+        sock.recv(1, socket.MSG_PEEK)  # b"" (closed) or an answer
+    except BlockingIOError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+    return False
 
 
 def wait_done(client: Client, job_id: str) -> dict[str, Any]:
@@ -226,7 +256,7 @@ def test_huge_bodies_are_413_whether_announced_or_streamed(alice, served):
         b"POST /v1/export/dataset HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\n"
         b"Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{"
     )
-    answer = raw_exchange(served.base_url, announced, read_timeout=5)
+    answer = raw_exchange(served.base_url, announced)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
 
 
@@ -572,9 +602,11 @@ def test_slow_clients_do_not_stop_others_nor_grow_threads(served, alice):
         for _ in range(60):
             started = time.monotonic()
             status, _, _ = send(alice, "GET", "/v1/export/jobs?limit=5")
-            latencies.append(time.monotonic() - started)
+            latencies.append(time.monotonic() - started)  # a figure, not a pass mark
             assert status == 200
             peak = max(peak, proc.num_threads())
+        # Every slow connection is still held open, unanswered, after the others were served.
+        assert [waiting_for_more(sock) for sock in socks] == [True] * len(socks)
         job = wait_done(alice, create(alice, {"dataset": "hl_funding", "format": "csv"})["job_id"])
         assert job["status"] == "completed"
         peak = max(peak, proc.num_threads())
@@ -587,7 +619,7 @@ def test_slow_clients_do_not_stop_others_nor_grow_threads(served, alice):
     TALLY["slow_clients"] += len(socks)
     TALLY["threads_before_slow_clients"] = before
     TALLY["peak_threads_with_slow_clients"] = peak
-    assert max(latencies) < 2.0, max(latencies)
+    TALLY["slowest_answer_ms_with_slow_clients"] = round(max(latencies) * 1000, 1)
     # One more export actor may run at a time; the connections themselves add no thread.
     assert peak <= before + 2, (before, peak)
 
@@ -664,27 +696,20 @@ def unexpected_errors(log: str) -> list[str]:
     ]
 
 
-def test_zz_server_log_has_no_unexpected_errors(served):
-    """Every 500 the server logs, even where no client was left to read it, is a defect."""
-    errors = unexpected_errors(served.log_path.read_text(errors="replace"))
-    TALLY["unexpected_errors_logged"] = len(errors)
-    assert not errors, errors[0]
-
-
-def test_zz_figures(request, tmp_path, served):
-    """Last in the module: the tally of everything above (zero 5xx, tracebacks, leaks)."""
-    figures = {
-        "requests_tried": TALLY["requests"],
-        "schemathesis_requests": TALLY["schemathesis_requests"],
-        "handwritten_requests": TALLY["handwritten_requests"],
-        "5xx": TALLY["5xx"],
-        "tracebacks": TALLY["tracebacks"],
-        "cross_tenant_probes": TALLY["cross_tenant_probes"],
-        "cross_tenant_reads": TALLY["cross_tenant_reads"],
-        "unexpected_errors_logged": TALLY["unexpected_errors_logged"],
-        "slow_clients": TALLY["slow_clients"],
-        "threads_before_slow_clients": TALLY["threads_before_slow_clients"],
-        "peak_threads_with_slow_clients": TALLY["peak_threads_with_slow_clients"],
-    }
-    record(request, "hostile input", figures, tmp_path)
-    assert TALLY["5xx"] == 0 and TALLY["tracebacks"] == 0 and TALLY["cross_tenant_reads"] == 0
+def figures(unexpected_errors_logged: int) -> dict[str, Any]:
+    """What the module's tests tried and found (each test asserts its own share at once)."""
+    names = [
+        "requests",
+        "schemathesis_requests",
+        "handwritten_requests",
+        "5xx",
+        "tracebacks",
+        "cross_tenant_probes",
+        "cross_tenant_reads",
+        "slow_clients",
+        "threads_before_slow_clients",
+        "peak_threads_with_slow_clients",
+        "slowest_answer_ms_with_slow_clients",
+    ]
+    found = {("requests_tried" if n == "requests" else n): TALLY[n] for n in names}
+    return found | {"unexpected_errors_logged": unexpected_errors_logged}

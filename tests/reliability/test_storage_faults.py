@@ -9,6 +9,7 @@ and ENOSPC is also raised from inside the real writer so that case always runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from silverexport.errors import StorageError
 from silverexport.system import ExportSystem
 from tests.actors.conftest import WAIT, GatedWriter, transfer_rows, wait_until
 
+from .as_user import copy_importable, imported_files, interpreter_for
 from .storage_fault_tools import (
     IS_ROOT,
     FullDisk,
@@ -310,12 +312,12 @@ def test_outcome_whose_append_fails_is_kept_and_recorded_later(open_system, monk
 # -- permissions, as an ordinary user ------------------------------------------------------------
 
 AS_USER = """
-import sys
+import json, sys
 from silverexport import ExportRequest, ExportSystem
-from tests.actors.conftest import transfer_rows
 
-with ExportSystem.open(sys.argv[1], catch_up_interval_seconds=0.05) as system:
-    system.store.ingest("token_transfers", transfer_rows(20))
+data, rows = sys.argv[1], json.loads(open(sys.argv[2]).read())
+with ExportSystem.open(data, catch_up_interval_seconds=0.05) as system:
+    system.store.ingest("token_transfers", rows)
     request = ExportRequest(dataset="token_transfers", format="csv")
     system.settings.exports_dir.chmod(0o500)
     failed = system.wait(system.submit(request).job_id, timeout=30)
@@ -325,33 +327,49 @@ with ExportSystem.open(sys.argv[1], catch_up_interval_seconds=0.05) as system:
     done = system.wait(system.submit(request).job_id, timeout=30)
     print(failed.status.value, done.status.value, done.rows, listed, left, failed.error, sep="|")
 """
+NOBODY = 65534
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="as an ordinary user the permissions test runs as is")
-def test_unwritable_export_directory_by_permissions_as_an_ordinary_user():
-    """Root ignores directory permissions, so the plain chmod case runs as `nobody`."""
+def test_unwritable_export_directory_by_permissions_as_an_ordinary_user(tmp_path):
+    """Root ignores directory permissions, so the plain chmod case runs as `nobody`, on a
+    copy of what it imports in a directory nobody can enter (the checkout may be 0700)."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("no setpriv to drop root for this case")
-    root = Path(__file__).resolve().parents[2]
+        pytest.skip("running as root and no setpriv (util-linux) to run this case as nobody")
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps(transfer_rows(20)))
+    files = imported_files(
+        AS_USER, str(tmp_path / "rehearsal"), str(rows), cwd=tmp_path, timeout=WAIT * 2
+    )
     home = Path(tempfile.mkdtemp(prefix="silverexport-nobody-"))
     try:
         home.chmod(0o755)
-        os.chown(home, 65534, 65534)
-        drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        copied = copy_importable(files, home / "lib")
+        assert "silverexport" in copied, copied
+        shutil.copy(rows, home / "rows.json")
+        (home / "data").mkdir()
+        for path in (home, home / "data"):
+            os.chown(path, NOBODY, NOBODY)
+        drop = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        python, tried = interpreter_for(drop, cwd=home)
+        if python is None:
+            pytest.skip(
+                f"no Python {sys.version_info.major}.{sys.version_info.minor} that nobody can "
+                f"run (tried {', '.join(tried)}): install python3.11 outside a private home"
+            )
         done = subprocess.run(
-            [*drop, sys.executable, "-c", AS_USER, str(home / "data")],
-            cwd=root,
+            [*drop, python, "-s", "-c", AS_USER, str(home / "data"), str(home / "rows.json")],
+            cwd=home,
+            env={"PATH": os.defpath, "HOME": str(home), "PYTHONPATH": str(home / "lib")},
             capture_output=True,
             text=True,
             timeout=WAIT * 2,
             check=False,
         )
-        if done.returncode != 0 and "Permission denied" in done.stderr and not done.stdout:
-            pytest.skip(f"nobody cannot run the project here: {done.stderr.strip()[-200:]}")
         assert done.returncode == 0, done.stderr
-        failed, completed, rows, listed, left, error = done.stdout.strip().split("|", 5)
-        assert (failed, completed, rows, listed, left) == ("failed", "completed", "20", "1", "[]")
+        *outcome, error = done.stdout.strip().split("|", 5)
+        assert outcome == ["failed", "completed", "20", "1", "[]"], done.stdout
         assert error.startswith("export failed: ") and "Permission denied" in error
     finally:
         shutil.rmtree(home, ignore_errors=True)

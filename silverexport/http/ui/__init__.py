@@ -1,0 +1,1 @@
+"""The dashboard's static files (package data): index.html, dashboard.css, dashboard.js."""
