@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/http.py
+	$(BIN)/python bench/finished_jobs.py
 	$(BIN)/python bench/metrics_cost.py
 
 soak: $(STAMP) $(SYSTEM)

@@ -33,6 +33,7 @@ class Settings:
     metrics: str = "on"
     stream_keepalive_seconds: float = 15.0
     stream_poll_seconds: float = 0.25
+    max_queued_per_tenant: int = 1000
 
     @property
     def total_slots(self) -> int:
@@ -80,6 +81,8 @@ class Settings:
                 "SILVEREXPORT_EXPORT_RESERVE + SILVEREXPORT_INGESTION_RESERVE "
                 f"exceed the {self.total_slots} slots in all"
             )
+        if self.max_queued_per_tenant < 1:
+            raise ValidationError("SILVEREXPORT_MAX_QUEUED_PER_TENANT must be at least 1")
         if self.job_ttl_seconds < 0:
             raise ValidationError("SILVEREXPORT_JOB_TTL_SECONDS must not be negative")
         if self.metrics not in ("on", "off"):

@@ -43,6 +43,23 @@ class ConcurrencyError(SilverExportError):
     code = "concurrency_conflict"
 
 
+class InternalError(SilverExportError):
+    """A defect of ours (a projector bug, a broken constraint): never the client's doing, and
+    never retried as contention."""
+
+    code = "internal_error"
+
+
+class QueueFullError(SilverExportError):
+    """The tenant already has as many jobs queued as it may; nothing was recorded."""
+
+    code = "too_many_queued"
+
+    def __init__(self, message: str, *, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IntegrityError(SilverExportError):
     """The event log's history does not verify (hash chain, guards or views)."""
 

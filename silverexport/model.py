@@ -93,6 +93,7 @@ class JobView:
     version: int = 0
     owner: str | None = None
     max_records: int | None = None
+    queue_position: int | None = None  # while queued: 1 + the queued jobs that start before it
 
     @property
     def download_url(self) -> str | None:
@@ -118,6 +119,7 @@ class JobView:
             "filters": {key: self.filters.get(key) for key in FILTER_KEYS},
             "limit": self.limit,
             "status": self.status.value,
+            "queue_position": self.queue_position,
             "attempts": self.attempts,
             "rows": self.rows,
             "bytes": self.bytes,

@@ -34,12 +34,18 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if not readonly:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise StorageError(f"could not switch {path} to WAL mode (got {mode})")
-    conn.execute("PRAGMA synchronous = FULL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StorageError(f"could not switch {path} to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+    except BaseException as e:
+        conn.close()  # a connection that could not be set up is not left open
+        if isinstance(e, sqlite3.OperationalError):
+            raise StorageError(f"could not open {path}: {e}") from e
+        raise
     return sqlite_utils.Database(conn)
 
 

@@ -9,7 +9,9 @@ import base64
 import contextlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ import orjson
 import pykka
 
 from .actors.exporter import ExportFn
-from .actors.messages import Cancel, CatchUp, Prune, Schedule, Submit, Tick
+from .actors.fair_queue import FairQueue
+from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick
 from .actors.owners import OwnerLock
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
@@ -32,15 +35,41 @@ from .silver.store import SilverStore
 
 ASK_TIMEOUT = 60.0
 LIST_MAX = 500
+RECENT_VIEWS = 1024  # finished jobs' views kept in memory; older ones come from the views
 
 
 class ExportSystem:
     """A running export system on one data directory. Use as a context manager."""
 
     def __init__(
-        self, settings: Settings, *, export_fn: ExportFn | None = None, run_jobs: bool = True
+        self,
+        settings: Settings,
+        *,
+        export_fn: ExportFn | None = None,
+        run_jobs: bool = True,
+        recover: bool = True,
     ):
         self.settings = settings
+        self._closed = False
+        self._views: dict[str, JobView] = {}  # queued and running jobs, as last read
+        self._recent: OrderedDict[str, JobView] = OrderedDict()  # a few finished ones
+        self._changed = threading.Condition()
+        self._readers = threading.local()
+        self._reader_conns: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self.queue = FairQueue()
+        self._stop_timer = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.supervisor: pykka.ActorRef | None = None
+        self.store = self.log = self.owner = None  # type: ignore[assignment]
+        try:
+            self._open(export_fn=export_fn, run_jobs=run_jobs, recover=recover)
+        except BaseException:
+            self.close()  # a failed open leaves nothing behind: actors, threads, locks, files
+            raise
+
+    def _open(self, **supervisor_options: Any) -> None:
+        settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.exports_dir.mkdir(parents=True, exist_ok=True)
         self.store = SilverStore(settings.silver_path)
@@ -50,42 +79,24 @@ class ExportSystem:
             ingestion_reserve=settings.ingestion_reserve,
             export_cap=settings.max_concurrent_exports,
         )
-        self._views: dict[str, JobView] = {}
-        self._changed = threading.Condition()
-        self._readers = threading.local()
-        self._reader_conns: list[Any] = []
-        self._readers_lock = threading.Lock()
-        self._closed = False
         self.owner = OwnerLock(settings.owners_dir)
         self.metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
-        try:
-            # A bad URL or a dead database stops us here. Timed appends, and the jobs they
-            # finish, are counted outside events/ (SPEC §10).
-            self.log = MeteredLog(open_event_log(settings), self._appended)
-        except BaseException:
-            self.owner.release()
-            self.store.close()
-            raise
-        try:
-            self.log.projector = open_views(self.log.inner)
-            self.supervisor = JobSupervisor.start(
-                settings=settings,
-                log_=self.log,
-                views=self.log.projector,
-                slots=self.slots,
-                owner=self.owner,
-                publish=self._publish,
-                export_fn=export_fn,
-                run_jobs=run_jobs,
-            )
-        except BaseException:
-            self.log.close()
-            self.owner.release()
-            self.store.close()
-            raise
-        self._schedule_listener = self._on_slot_release
-        self.slots.on_release(self._schedule_listener)
-        self._stop_timer = threading.Event()
+        # Timed appends, and the jobs they finish, are counted outside events/ (SPEC §10).
+        # A bad URL or an unreachable database stops us here, with one line naming the setting.
+        self.log = MeteredLog(open_event_log(settings), self._appended)
+        self.log.projector = open_views(self.log.inner)
+        self.supervisor = JobSupervisor.start(
+            settings=settings,
+            log_=self.log,
+            views=self.log.projector,
+            slots=self.slots,
+            owner=self.owner,
+            publish=self._publish,
+            queue=self.queue,
+            **supervisor_options,
+        )
+        self._ask(Load())
+        self.slots.on_release(self._on_slot_release)
         self._timer = threading.Thread(
             target=self._tick_loop, name="silverexport-timer", daemon=True
         )
@@ -101,6 +112,7 @@ class ExportSystem:
         settings: Settings | None = None,
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
+        recover: bool = True,
         **overrides: Any,
     ) -> ExportSystem:
         """Open (creating if needed) the system on `data_dir`; settings come from the
@@ -108,6 +120,9 @@ class ExportSystem:
 
         `run_jobs=False` opens it for bookkeeping only (listing, pruning): it records and
         reads, but starts no export and recovers no job, leaving that to a serving process.
+        `recover=False` is for a short-lived process (the CLI's `export`): it runs the jobs
+        submitted through it and nothing else — other processes' queued or interrupted jobs,
+        expiry and the file sweeps are left to serving processes.
         """
         if settings is None:
             settings = Settings.from_env(
@@ -115,7 +130,7 @@ class ExportSystem:
                 max_concurrent_exports=max_concurrent_exports,
                 **overrides,
             )
-        return cls(settings, export_fn=export_fn, run_jobs=run_jobs)
+        return cls(settings, export_fn=export_fn, run_jobs=run_jobs, recover=recover)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -127,26 +142,32 @@ class ExportSystem:
 
     def close(self) -> None:
         """Stop every actor and thread this system started. Running exports are interrupted
-        and resume (as a new attempt) when the data dir is next opened."""
+        and resume (as a new attempt) when the data dir is next opened. Also undoes a
+        half-done open, whatever it got to."""
         if self._closed:
             return
         self._closed = True
         self._stop_timer.set()
-        self._timer.join(timeout=10)
-        self.slots.remove_listener(self._schedule_listener)
-        with contextlib.suppress(pykka.ActorDeadError):
-            refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
-            for ref in refs:
-                ref.stop(block=True, timeout=ASK_TIMEOUT)
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.supervisor.stop(block=True, timeout=ASK_TIMEOUT)
-        self.log.close()
+        if self._timer is not None:
+            self._timer.join(timeout=10)
+        if self.supervisor is not None:
+            self.slots.remove_listener(self._on_slot_release)
+            with contextlib.suppress(pykka.ActorDeadError):
+                refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
+                for ref in refs:
+                    ref.stop(block=True, timeout=ASK_TIMEOUT)
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.supervisor.stop(block=True, timeout=ASK_TIMEOUT)
+        if self.log is not None:
+            self.log.close()
         with self._readers_lock:
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
-        self.store.close()
-        self.owner.release()
+        if self.store is not None:
+            self.store.close()
+        if self.owner is not None:
+            self.owner.release()
 
     def _tick_loop(self) -> None:
         interval = max(
@@ -173,8 +194,19 @@ class ExportSystem:
         self.metrics.observe_append(records, seconds, self._views.get)
 
     def _publish(self, view: JobView) -> None:
+        """The supervisor's news of a job. Active jobs are all kept; finished ones only as a
+        small cache of the most recent (the views answer for the rest)."""
         with self._changed:
-            self._views[view.job_id] = view
+            job_id = view.job_id
+            if view.status.terminal:
+                self._views.pop(job_id, None)
+                self._recent[job_id] = view
+                self._recent.move_to_end(job_id)
+                while len(self._recent) > RECENT_VIEWS:
+                    self._recent.popitem(last=False)
+            else:
+                self._recent.pop(job_id, None)
+                self._views[job_id] = view
             self._changed.notify_all()
 
     # -- the API -------------------------------------------------------------------------
@@ -198,37 +230,60 @@ class ExportSystem:
         digest: str | None = None,
     ) -> Submitted:
         """Like submit(), also saying whether a new job was created or an idempotent one found."""
-        return self._ask(Submit(request, tenant, idempotency_key, digest))
+        submitted = self._ask(Submit(request, tenant, idempotency_key, digest))
+        return replace(submitted, job=self._positioned(submitted.job))
 
     def status(self, job_id: str, *, tenant: str | None = None) -> JobView:
         """The job's current view; NotFoundError if unknown or another tenant's."""
-        if job_id not in self._views:
-            self.catch_up()  # perhaps another process's job, not read here yet
         view = self.cached_status(job_id, tenant=tenant)
-        if view is None:
+        if view is not None:
+            return view
+        view = self._stored(job_id)  # finished long ago, or another process's not read yet
+        if view is None or (tenant is not None and view.tenant != tenant):
             raise NotFoundError(f"no job {job_id}")
-        return view
+        return self._positioned(view)
 
     def cached_status(self, job_id: str, *, tenant: str | None = None) -> JobView | None:
-        """The view if this process already knows it: a dict lookup that never blocks."""
-        view = self._views.get(job_id)
+        """The view if this process holds it: dict lookups that never block (None: ask
+        `status`, which reads the persisted views)."""
+        view = self._views.get(job_id) or self._recent.get(job_id)
         if view is None or (tenant is not None and view.tenant != tenant):
             return None
+        if view.status is JobStatus.QUEUED:
+            position = self.queue.position(job_id)
+            if position is None:
+                return None  # queued by another process: its position needs a query
+            view = replace(view, queue_position=position)
         return view
+
+    def _stored(self, job_id: str) -> JobView | None:
+        state = self.log.projector.read_state(self._reader(), job_id)
+        return None if state is None else to_view(state)
+
+    def _positioned(self, view: JobView) -> JobView:
+        """The view with its queue_position, when queued (SPEC §5)."""
+        if view.status is not JobStatus.QUEUED:
+            return view
+        position = self.queue.position(view.job_id)
+        if position is None:
+            # Another process will start it: count the jobs queued before it, anywhere.
+            position = 1 + self.log.projector.queued_ahead_of(self._reader(), view.job_id)
+        return replace(view, queue_position=position)
 
     def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
         """Block until the job is finished (or expired); TimeoutError after `timeout` s."""
         deadline = time.monotonic() + timeout
-        self.status(job_id, tenant=tenant)
-        with self._changed:
-            while True:
-                view = self._views[job_id]
-                if view.status.terminal:
-                    return view
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"job {job_id} is still {view.status} after {timeout} s")
-                self._changed.wait(min(remaining, self.settings.catch_up_interval_seconds))
+        view = self.status(job_id, tenant=tenant)
+        while not view.status.terminal:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"job {job_id} is still {view.status} after {timeout} s")
+            with self._changed:
+                held = self._views.get(job_id) or self._recent.get(job_id)
+                if held is None or not held.status.terminal:
+                    self._changed.wait(min(remaining, self.settings.catch_up_interval_seconds))
+            view = self.status(job_id, tenant=tenant)
+        return view
 
     def cancel(self, job_id: str, *, tenant: str | None = None) -> JobView:
         return self._ask(Cancel(job_id, tenant))
@@ -272,7 +327,7 @@ class ExportSystem:
         cursor: str | None = None,
     ) -> tuple[list[JobView], str | None]:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
-        return query_jobs(
+        views, next_cursor = query_jobs(
             self._reader(),
             newest=self.log.projector.newest_states,  # the views' SQL for this log's backend
             tenant=tenant,
@@ -281,6 +336,7 @@ class ExportSystem:
             limit=limit,
             cursor=cursor,
         )
+        return [self._positioned(v) for v in views], next_cursor
 
     def file_path(self, view: JobView) -> Path | None:
         """Where a completed job's file is; None when it has none."""

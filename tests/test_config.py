@@ -27,7 +27,7 @@ GIVEN = {
     "catch_up_interval_seconds": ("0.25", 0.25),
     "progress_interval_seconds": ("0", 0.0),
     "max_body_bytes": ("1024", 1024),
-    "stream_keepalive_seconds": ("5", 5.0),  # default + 0.5 would pass its cap of 15
+    "stream_keepalive_seconds": ("5", 5.0),  # at most 15 (SPEC §9)
     "event_log_url": ("postgresql://u:pw@db.example:5432/ev",) * 2,
 }
 NUMBERS = {"int", "float"}

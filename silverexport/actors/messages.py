@@ -9,6 +9,12 @@ from ..model import ExportRequest
 
 
 @dataclass(frozen=True, slots=True)
+class Load:
+    """The supervisor's start-up (catch up the views, hold the active jobs); asked once, so a
+    failure reaches the opener, which then closes everything it opened."""
+
+
+@dataclass(frozen=True, slots=True)
 class Submit:
     request: ExportRequest
     tenant: str

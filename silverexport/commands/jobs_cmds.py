@@ -60,7 +60,8 @@ def run_export(args: argparse.Namespace) -> int:
     )
     if args.output and args.output != "-":
         _check_writable(Path(args.output))  # before any job is recorded
-    with ExportSystem.open(settings=settings_from(args)) as system:
+    # A one-shot process runs its own job only: orphans are for serving processes (SPEC §6).
+    with ExportSystem.open(settings=settings_from(args), recover=False) as system:
         job = system.submit(request, tenant=CLI_TENANT)
         view = _follow(system, job.job_id, args.timeout)
         if view.status is not JobStatus.COMPLETED:

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ..config import redact_url
-from ..errors import ConcurrencyError, IntegrityError, StorageError
+from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
 from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
 from .postgres_conn import LOCK_TIMEOUT_MS, connect, one_line
@@ -208,7 +208,7 @@ class PostgresEventLog:
         except pg_errors.UniqueViolation as e:
             if e.diag.constraint_name in COLLISIONS:
                 raise ConcurrencyError(f"another writer appended first: {one_line(e)}") from e
-            raise IntegrityError(f"the append broke a constraint: {one_line(e)}") from e
+            raise InternalError(f"the append broke a constraint: {one_line(e)}") from e
         except pg_errors.IntegrityConstraintViolation as e:
             raise IntegrityError(f"the database refused the event: {one_line(e)}") from e
         except psycopg.Error as e:

@@ -30,6 +30,7 @@ from .views import (
     State,
     _state_of,
     fold,
+    is_job_event,
 )
 
 _ROWID = "created_seq"
@@ -273,14 +274,18 @@ class PostgresViewTables:
         return count
 
     def _apply(self, db: psycopg.Connection, records: list[RecordedEvent]) -> None:
+        last_seq = records[-1].seq if records else None
+        records = [rec for rec in records if is_job_event(rec)]  # other streams are not jobs
         if not records:
+            if last_seq is not None:
+                db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
             return
         touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
         for rec in records:
             touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
         with db.cursor() as cur:
             cur.executemany(_UPSERT, [_row(s) for s in touched.values()])
-        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, records[-1].seq])
+        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
 
     def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
         """Apply whatever the log holds after the checkpoint; return how many events."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .. import sqlite
-from ..errors import ConcurrencyError, IntegrityError, StorageError
+from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
 from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
 from .types import Event, JobRequested, RecordedEvent
@@ -43,6 +43,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (
 """
 
 
+# The constraints a second writer can collide with: contention, worth a retry. Any other
+# constraint failing inside an append (a projector's, a trigger's) is a defect of ours.
+_COLLISIONS = (
+    "UNIQUE constraint failed: events.stream_id, events.version",
+    "UNIQUE constraint failed: events.seq",
+    "UNIQUE constraint failed: index 'events_idempotency'",
+)
+
+
+def _is_collision(error: sqlite3.IntegrityError) -> bool:
+    return str(error) in _COLLISIONS
+
+
 _INSERT = (
     "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -70,9 +83,12 @@ class SqliteEventLog:
             raise StorageError(f"no event log at {self.path}")
         self.db = sqlite.connect(self.path)
         if create:
-            self.db.executescript(_SCHEMA)
             try:
+                self.db.executescript(_SCHEMA)
                 self.db.execute(_IDEMPOTENCY_INDEX)
+            except sqlite3.OperationalError as e:
+                self.db.close()
+                raise StorageError(f"could not open the event log {self.path}: {e}") from e
             except sqlite3.IntegrityError:
                 self.db.close()
                 raise IntegrityError(
@@ -144,7 +160,9 @@ class SqliteEventLog:
                 if self.projector is not None and recorded:
                     self.projector.project(self.db, recorded)
         except sqlite3.IntegrityError as e:
-            raise ConcurrencyError(f"another writer appended first: {e}") from e
+            if _is_collision(e):
+                raise ConcurrencyError(f"another writer appended first: {e}") from e
+            raise InternalError(f"the append broke a constraint: {e}") from e
         except sqlite3.OperationalError as e:
             raise StorageError(f"could not append to the event log: {e}") from e
         return recorded

@@ -19,7 +19,9 @@ from ..errors import (
     ConflictError,
     GoneError,
     IntegrityError,
+    InternalError,
     NotFoundError,
+    QueueFullError,
     SilverExportError,
     StorageError,
     ValidationError,
@@ -34,6 +36,7 @@ _STATUS_OF: tuple[tuple[type[SilverExportError], int], ...] = (
     (ConflictError, 409),
     (ConcurrencyError, 409),
     (GoneError, 410),
+    (QueueFullError, 429),
     (StorageError, 503),
     (IntegrityError, 500),
 )
@@ -101,7 +104,10 @@ def render(request: web.Request, error: Exception) -> web.Response:
     """The JSON error response for `error`; a 5xx is logged here, with its traceback."""
     if isinstance(error, HTTPError):
         return error_response(error.status, error.code, error.message, error.headers)
-    if isinstance(error, SilverExportError):
+    if isinstance(error, QueueFullError):
+        headers = {hdrs.RETRY_AFTER: str(error.retry_after)}
+        return error_response(429, error.code, str(error), headers)
+    if isinstance(error, SilverExportError) and not isinstance(error, InternalError):
         status = status_of(error)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, error, exc_info=error)

@@ -46,6 +46,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict with the job's state; the message says the status",
         410: "The job expired and its file was deleted",
         413: "The request body is too large",
+        429: "The tenant has as many jobs queued as it may; retry after Retry-After seconds",
         503: "The export system is busy or shutting down; retry",
     }
     out: dict[str, Any] = {}
@@ -53,6 +54,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         headers: dict[str, Any] = {}
         if status == 401:
             headers["WWW-Authenticate"] = {"required": True, "schema": {"type": "string"}}
+        if status == 429:
+            headers["Retry-After"] = {"required": True, "schema": {"type": "string"}}
         response = _json(reasons[status], _ref("Error"))
         if headers:
             response["headers"] = headers
@@ -110,6 +113,7 @@ def _schemas(settings: Settings, datasets: list[str]) -> dict[str, Any]:
                 "filters",
                 "limit",
                 "status",
+                "queue_position",
                 "attempts",
                 "rows",
                 "bytes",
@@ -140,6 +144,7 @@ def _schemas(settings: Settings, datasets: list[str]) -> dict[str, Any]:
                 },
                 "limit": _nullable({"type": "integer", "minimum": 1}),
                 "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+                "queue_position": _nullable({"type": "integer", "minimum": 1}),
                 "attempts": {"type": "integer", "minimum": 0},
                 "rows": {"type": "integer", "minimum": 0},
                 "bytes": _nullable({"type": "integer", "minimum": 0}),
@@ -268,7 +273,7 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
                         },
                     ),
                     "200": _json("The job first created with this Idempotency-Key", _ref("Job")),
-                    **_errors(400, 401, 409, 413, 503),
+                    **_errors(400, 401, 409, 413, 429, 503),
                 },
             },
         },

@@ -12,7 +12,12 @@ import psycopg
 import pytest
 
 from silverexport.config import Settings
-from silverexport.errors import ConcurrencyError, IntegrityError, StorageError, ValidationError
+from silverexport.errors import (
+    ConcurrencyError,
+    InternalError,
+    StorageError,
+    ValidationError,
+)
 from silverexport.events.log import Append
 from silverexport.events.postgres_log import PostgresEventLog
 from silverexport.events.types import JobProgressed, JobStarted
@@ -226,7 +231,7 @@ def test_a_constraint_broken_by_a_projector_is_not_a_conflict(pg_log):
 
     log.projector = Duplicating()
     log.append("j1", 0, requested(1))
-    with pytest.raises(IntegrityError, match="the append broke a constraint") as caught:
+    with pytest.raises(InternalError, match="the append broke a constraint") as caught:
         log.append("j2", 0, requested(2))
     assert not isinstance(caught.value, ConcurrencyError)
     assert log.count() == 1
