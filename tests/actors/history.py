@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from silverexport.events.log import Append, EventLog
+from silverexport.events.log import Append
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.types import JobCompleted, JobRequested, JobStarted
 from silverexport.events.views import ViewTables
 from silverexport.model import ExportRequest
@@ -31,7 +32,7 @@ def request(tenant: str, *, owner: str, target: str = "t1", key: str | None = No
 
 def write_jobs(events_path: Path, appends: list[Append]) -> None:
     """Append with the views kept in step, as any process of this project does."""
-    log = EventLog(events_path)
+    log = SqliteEventLog(events_path)
     log.projector = ViewTables(log.db)
     try:
         for i in range(0, len(appends), 2000):
@@ -59,7 +60,7 @@ def finished_jobs(n: int, *, tenant: str = "old", owner: str = "gone-1-x") -> li
 
 
 def versions(events_path: Path, job_ids: list[str]) -> dict[str, int]:
-    log = EventLog(events_path)
+    log = SqliteEventLog(events_path)
     try:
         return {j: max(r.version for r in log.read(stream_id=j)) for j in job_ids}
     finally:

@@ -8,7 +8,7 @@ import pytest
 
 from silverexport import ExportRequest
 from silverexport.errors import ConcurrencyError, InternalError
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.http import make_app
 
 from ..events.lifecycles import requested
@@ -33,7 +33,7 @@ class NotNullProjector:
 
 
 def test_a_projector_constraint_failure_is_internal_not_a_conflict(tmp_path):
-    log = EventLog(tmp_path / "events.db")
+    log = SqliteEventLog(tmp_path / "events.db")
     log.projector = NotNullProjector(log.db)
     try:
         with pytest.raises(InternalError, match="NOT NULL constraint failed") as caught:
@@ -45,7 +45,7 @@ def test_a_projector_constraint_failure_is_internal_not_a_conflict(tmp_path):
 
 
 def test_a_version_collision_is_still_a_conflict(tmp_path):
-    a, b = EventLog(tmp_path / "events.db"), EventLog(tmp_path / "events.db")
+    a, b = SqliteEventLog(tmp_path / "events.db"), SqliteEventLog(tmp_path / "events.db")
     try:
         a.append("j1", 0, requested(1))
         with pytest.raises(ConcurrencyError):
