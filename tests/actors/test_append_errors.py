@@ -32,6 +32,7 @@ class NotNullProjector:
         db.execute("INSERT INTO broken (x) VALUES (NULL)")
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_a_projector_constraint_failure_is_internal_not_a_conflict(tmp_path):
     log = SqliteEventLog(tmp_path / "events.db")
     log.projector = NotNullProjector(log.db)
@@ -44,6 +45,7 @@ def test_a_projector_constraint_failure_is_internal_not_a_conflict(tmp_path):
         log.close()
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_a_version_collision_is_still_a_conflict(tmp_path):
     a, b = SqliteEventLog(tmp_path / "events.db"), SqliteEventLog(tmp_path / "events.db")
     try:
@@ -55,6 +57,7 @@ def test_a_version_collision_is_still_a_conflict(tmp_path):
         b.close()
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_submit_is_not_retried_when_the_views_refuse(open_system):
     system = open_system()
     system.log.db.execute(REFUSE_JOBS)
@@ -63,6 +66,7 @@ def test_submit_is_not_retried_when_the_views_refuse(open_system):
     assert system.log.count() == 0
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 async def test_http_answers_500_once_with_a_generic_message(open_system, aiohttp_client, caplog):
     system = open_system(api_keys="alice:k1")
     system.log.db.execute(REFUSE_JOBS)

@@ -36,6 +36,7 @@ def _leftovers(data_dir):
     )
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 @pytest.mark.parametrize("stage", ["views", "supervisor start-up"])
 def test_an_open_on_a_locked_log_fails_and_leaves_nothing_behind(tmp_path, monkeypatch, stage):
     data_dir = tmp_path / "data"
