@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/metrics_cost.py
 	$(BIN)/python bench/cli_export.py
 	$(BIN)/python bench/parquet.py
+	$(BIN)/python bench/eventlog_pg.py
 
 soak: $(STAMP) $(SYSTEM)
 	SILVEREXPORT_SOAK=1 $(BIN)/python -m pytest -q tests/reliability

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from silverexport.events.audit import rebuild
-from silverexport.events.log import Append, EventLog
+from silverexport.events.log import Append
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.types import (
     Event,
     JobCompleted,
@@ -129,7 +130,7 @@ class Side:
 
 def append_ours(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side:
     """Our appends (group commits, views on); its run rebuilds the views from the log."""
-    log = EventLog(path)
+    log = SqliteEventLog(path)
     views = ViewTables(log.db)
     log.projector = views
     total = sum(len(b) for b in batches)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ValidationError
 
@@ -26,6 +27,7 @@ class Settings:
     catch_up_interval_seconds: float = 1.0
     progress_interval_seconds: float = 1.0
     max_body_bytes: int = 64 * 1024
+    event_log_url: str = ""  # "": the SQLite file events.db under the data dir (SPEC §8)
     # Observability (SPEC §9, §10): `off` removes GET /metrics; streams send a comment this often
     # while idle and look for new events in the log this often.
     metrics: str = "on"
@@ -115,6 +117,40 @@ class Settings:
                 "SILVEREXPORT_WEBHOOK_MAX_ATTEMPTS and SILVEREXPORT_WEBHOOK_MAX_CONCURRENT "
                 "must be at least 1"
             )
+        if self.event_log_url:
+            check_postgres_url("SILVEREXPORT_EVENT_LOG_URL", self.event_log_url)
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, fit for a message or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def check_postgres_url(setting: str, url: str) -> None:
+    """A PostgreSQL URL must say postgresql:// (or postgres://), a host and a database."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as e:
+        raise ValidationError(f"{setting} is not a valid URL ({e})") from None
+    shown = redact_url(url) if "@" in url else url
+    if parts.scheme not in POSTGRES_SCHEMES:
+        raise ValidationError(
+            f"{setting} must be a postgresql:// or postgres:// URL, got {shown!r}"
+        )
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ValidationError(
+            f"{setting} must name a host and a database (postgresql://user:password@host:port/"
+            f"dbname), got {shown!r}"
+        )
 
 
 def _parse(name: str, kind: object, raw: str) -> object:

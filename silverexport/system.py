@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import orjson
 import pykka
 
-from . import sqlite
 from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
 from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick
@@ -27,10 +25,10 @@ from .actors.owners import OwnerLock
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
-from .errors import NotFoundError, StorageError, ValidationError
-from .events.log import EventLog
+from .errors import NotFoundError, ValidationError
+from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
-from .events.views import JOBS_TABLE, ViewTables, newest_states, to_view
+from .events.views import State, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
@@ -93,8 +91,9 @@ class ExportSystem:
         self.owner = OwnerLock(settings.owners_dir)
         self.metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
         # Timed appends, and the jobs they finish, are counted outside events/ (SPEC §10).
-        self.log = MeteredLog(EventLog(settings.events_path), self._appended)
-        self.log.projector = ViewTables(self.log.db)
+        # A bad URL or an unreachable database stops us here, with one line naming the setting.
+        self.log = MeteredLog(open_event_log(settings), self._appended)
+        self.log.projector = open_views(self.log.inner)
         self.supervisor = JobSupervisor.start(
             settings=settings,
             log_=self.log,
@@ -290,7 +289,7 @@ class ExportSystem:
         return view
 
     def _stored(self, job_id: str) -> JobView | None:
-        state = ViewTables.read_state(self._reader(), job_id)
+        state = self.log.projector.read_state(self._reader(), job_id)
         return None if state is None else to_view(state)
 
     def _positioned(self, view: JobView) -> JobView:
@@ -300,7 +299,7 @@ class ExportSystem:
         position = self.queue.position(view.job_id)
         if position is None:
             # Another process will start it: count the jobs queued before it, anywhere.
-            position = 1 + ViewTables.queued_ahead_of(self._reader(), view.job_id)
+            position = 1 + self.log.projector.queued_ahead_of(self._reader(), view.job_id)
         return replace(view, queue_position=position)
 
     def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
@@ -332,7 +331,7 @@ class ExportSystem:
     def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
-        return list(EventLog.read_from(self._reader(), 0, stream_id=job_id))
+        return list(self.log.read_from(self._reader(), 0, stream_id=job_id))
 
     def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
         """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
@@ -344,15 +343,11 @@ class ExportSystem:
 
     def last_seq(self) -> int:
         """The newest seq in the log (0 when empty)."""
-        return self._reader().execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        return self.log.projector.last_seq(self._reader())
 
     def job_counts(self) -> dict[str, int]:
         """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
-        sql = f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status"
-        try:
-            return dict(self._reader().execute(sql).fetchall())
-        except sqlite3.OperationalError as e:  # a locked or missing file: 503, not a 500
-            raise StorageError(f"could not count the jobs in the views: {e}") from e
+        return self.log.projector.status_counts(self._reader())  # StorageError: 503, not 500
 
     def list(
         self,
@@ -366,6 +361,7 @@ class ExportSystem:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
         views, next_cursor = query_jobs(
             self._reader(),
+            newest=self.log.projector.newest_states,  # the views' SQL for this log's backend
             tenant=tenant,
             status=status,
             dataset=dataset,
@@ -389,7 +385,7 @@ class ExportSystem:
         """A read connection per calling thread (the HTTP executor's threads are bounded)."""
         db = getattr(self._readers, "db", None)
         if db is None:
-            db = sqlite.connect(self.settings.events_path)
+            db = self.log.open_reader()
             self._readers.db = db
             with self._readers_lock:
                 self._reader_conns.append(db)
@@ -417,6 +413,7 @@ def _decode_cursor(cursor: str) -> int:
 def query_jobs(
     db: Any,
     *,
+    newest: Callable[..., list[State]] = newest_states,
     tenant: str | None = None,
     status: JobStatus | str | None = None,
     dataset: str | None = None,
@@ -438,7 +435,7 @@ def query_jobs(
     if dataset is not None:
         equal["dataset"] = dataset
     before = None if cursor is None else _decode_cursor(cursor)
-    states = newest_states(db, equal=equal, before_seq=before, limit=limit + 1)
+    states = newest(db, equal=equal, before_seq=before, limit=limit + 1)
     views = [to_view(state) for state in states]
     next_cursor = None
     if len(views) > limit:

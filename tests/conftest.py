@@ -4,6 +4,7 @@ caller's SILVEREXPORT_* settings."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pykka
@@ -41,6 +42,16 @@ def _stop_all_actors():
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def _event_log_on_postgres(request, monkeypatch):
+    """With EVENT_LOG_BACKEND=postgres, every test's system keeps its log (and views) in a
+    fresh PostgreSQL database: the same suites, run against the second backend. A test
+    about the SQLite file itself (marked `sqlite_log`) keeps it."""
+    sqlite_only = request.node.get_closest_marker("sqlite_log") is not None
+    if os.environ.get("EVENT_LOG_BACKEND") == "postgres" and not sqlite_only:
+        monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def open_system(tmp_path: Path):
     """Opens systems (on tmp_path/data unless told) that poll fast, and closes them after."""
@@ -56,3 +67,23 @@ def open_system(tmp_path: Path):
     yield _open
     for system in opened:
         system.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL 15 server for the session, started on first use."""
+    from tests import postgres_server as pg
+    from tests.parts import need
+
+    need(pg.available(), "PostgreSQL 15", "postgresql-15 (apt-get install -y postgresql-15)")
+    server = pg.PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's server, dropped after the test."""
+    name = postgres_server.fresh_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)

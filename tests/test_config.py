@@ -29,6 +29,7 @@ GIVEN = {
     "max_body_bytes": ("1024", 1024),
     "stream_keepalive_seconds": ("5", 5.0),  # at most 15: default + 0.5 would be refused
     "log_format": ("json", "json"),
+    "event_log_url": ("postgresql://u:pw@db.example:5432/ev",) * 2,
 }
 NUMBERS = {"int", "float"}
 

@@ -10,12 +10,12 @@ from contextlib import contextmanager
 import orjson
 from tqdm import tqdm
 
-from .. import sqlite
 from ..errors import NotFoundError, ValidationError
 from ..events.audit import histories, history, rebuild, states_at, verify
+from ..events.backends import open_event_log, open_views
 from ..events.log import EventLog
 from ..events.types import RecordedEvent, public_data
-from ..events.views import State, ViewTables, to_view
+from ..events.views import State, to_view
 from ..timeutil import format_time, parse_rfc3339
 from .common import add_data_dir, settings_from
 
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[EventLog]:
     """The data dir's existing log, as it is: these commands never create an empty one."""
-    log = EventLog(settings_from(args).events_path, create=False)
+    log = open_event_log(settings_from(args), create=False)
     try:
         yield log
     finally:
@@ -66,7 +66,7 @@ def _print_json(value: object) -> None:
 
 
 def audit_command(args: argparse.Namespace) -> int:
-    with _opened(args) as log, sqlite.snapshot(log.db):
+    with _opened(args) as log, log.snapshot():
         if args.at is not None:
             return _audit_at(log, args)
         if args.job_id is not None:
@@ -159,7 +159,7 @@ def _state_document(state: State) -> dict:
 
 def verify_command(args: argparse.Namespace) -> int:
     with _opened(args) as log:
-        report = verify(log, ViewTables(log.db, create=False))
+        report = verify(log, open_views(log, create=False))
     if args.json:
         _print_json(report.to_document())
     elif report.ok:
@@ -188,7 +188,8 @@ def rebuild_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
             disable=total < PROGRESS_FROM,
         ) as bar:
-            count = rebuild(log, ViewTables(log.db), lambda n: bar.update(n - bar.n))
-        jobs = log.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            views = open_views(log)
+            count = rebuild(log, views, lambda n: bar.update(n - bar.n))
+        jobs = views.job_count()
     print(f"rebuilt the views of {jobs} jobs from {count} events")
     return 0

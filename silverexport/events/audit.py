@@ -10,15 +10,13 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .. import sqlite
-from ..errors import SilverExportError, ValidationError
+from ..errors import SilverExportError, StorageError, ValidationError
 from ..timeutil import format_time, parse_rfc3339
-from .log import APPEND_ONLY_MESSAGE, EventLog
+from .log import EventLog
 from .types import RecordedEvent, decode
 from .views import State, ViewTables, fold, fresh_states, is_job_event, normalised, replay
 
 Progress = Callable[[int], None]
-REBUILD_CACHE_KIB = -64 * 1024  # negative: KiB, as PRAGMA cache_size takes it
 
 
 def history(log: EventLog, job_id: str) -> list[RecordedEvent]:
@@ -29,7 +27,7 @@ def history(log: EventLog, job_id: str) -> list[RecordedEvent]:
 def histories(log: EventLog) -> Iterator[tuple[str, list[RecordedEvent]]]:
     """(job id, history) of every job, in order of their requests; one job in memory at once.
 
-    Call it inside `sqlite.snapshot(log.db)` to see one state of a log that is being appended.
+    Call it inside `log.snapshot()` to see one state of a log that is being appended.
     """
     for job_id in log.stream_ids():
         yield job_id, history(log, job_id)
@@ -116,7 +114,7 @@ def verify(log: EventLog, views: ViewTables, progress: Progress | None = None) -
     Reads happen in one snapshot, so an append racing verify cannot look like a mismatch.
     """
     report = VerifyReport()
-    with sqlite.snapshot(log.db):
+    with log.snapshot():
         report.events = log.count()
         report.last_seq = log.last_seq()
         broken = log.first_bad_seq(progress)
@@ -132,30 +130,7 @@ def _check_guards(log: EventLog) -> list[Problem]:
     problems = [
         Problem("guards", f"append-only trigger {name} is missing") for name in log.missing_guards()
     ]
-    conn = log.db.conn
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
-            "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), "
-            "'verify-probe', 1, 'probe', '{}', '', '')"
-        )
-        probe = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        for verb, sql in (
-            ("an UPDATE", "UPDATE events SET data = '[]' WHERE seq = ?"),
-            ("a DELETE", "DELETE FROM events WHERE seq = ?"),
-        ):
-            try:
-                conn.execute(sql, [probe])
-            except sqlite3.IntegrityError as e:
-                if APPEND_ONLY_MESSAGE in str(e):
-                    continue
-            problems.append(Problem("guards", f"the database accepted {verb} on events"))
-    except sqlite3.Error as e:
-        problems.append(Problem("guards", f"could not probe the guards: {e}"))
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    problems.extend(Problem("guards", message) for message in log.guard_problems())
     return problems
 
 
@@ -173,7 +148,7 @@ def _check_views(log: EventLog, views: ViewTables, report: VerifyReport) -> list
     report.jobs = len(fresh)
     try:
         checkpoint, stored = views.checkpoint(), views.load_all()
-    except sqlite3.OperationalError as e:  # e.g. the tables were dropped by hand
+    except (sqlite3.OperationalError, StorageError) as e:  # e.g. tables dropped by hand
         return [Problem("views", f"the views cannot be read: {e}", seq=1 if last else None)]
     problems = []
     if checkpoint != last:
@@ -221,20 +196,12 @@ def first_difference(fresh: dict[str, State], stored: dict[str, State]) -> Probl
 def rebuild(log: EventLog, views: ViewTables, progress: Progress | None = None) -> int:
     """Drop the views and replay the whole log into them; return the number of events.
 
-    One write transaction from the first read to the last write: no append can slip in between
-    the replay and the new checkpoint. Its commit is not synced (synchronous=NORMAL): the views
-    are derived, and if power fails before the WAL reaches the disk, the old views come back
-    whole with their own checkpoint, and start-up catch-up brings them up to date.
+    One write transaction under the append lock from the first read to the last write: no
+    append can slip in between the replay and the new checkpoint. Its commit need not be
+    synced: the views are derived, and if power fails first, the old views come back whole
+    with their own checkpoint, and start-up catch-up brings them up to date.
     """
-    conn = views.db.conn
-    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")  # hold the new views in memory
-    try:
-        with sqlite.immediate(views.db):
-            states, last, count = replay(log.read_batches(with_hash=False), progress)
-            views.replace_all(states, last, in_transaction=True)
-    finally:
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute(f"PRAGMA cache_size = {int(cache)}")
+    with log.exclusive(durable=False):
+        states, last, count = replay(log.read_batches(with_hash=False), progress)
+        views.replace_all(states, last, in_transaction=True)
     return count

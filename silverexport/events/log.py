@@ -1,68 +1,29 @@
-"""EventLog: the append-only, hash-chained SQLite table `events` — the only truth about jobs."""
+"""The event log's port: what every backend promises, and the code they share.
+
+The log is the append-only, hash-chained table `events` — the only truth about jobs. The
+supervisor, the views, audit and the CLI hold an `EventLog` and never ask which backend it is;
+`events.backends.open_event_log` picks the adapter (SQLite file or PostgreSQL) from the
+settings. What must be identical on every backend — the chain, the order of checks, the
+messages — lives here once, so the same events give byte-identical hashes everywhere.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
-import sqlite_utils
 
-from .. import sqlite
-from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
-from ..timeutil import now_text
-from .types import EVENT_TYPES, Event, JobRequested, RecordedEvent, decode, encode_data
+from ..errors import ConcurrencyError, IntegrityError
+from .types import EVENT_TYPES, Event, RecordedEvent, decode, encode_data
 
 GENESIS_HASH = "0" * 64
 APPEND_ONLY_MESSAGE = "events are append-only"
-GUARD_TRIGGERS = ("events_no_update", "events_no_delete")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    stream_id TEXT NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1),
-    type TEXT NOT NULL,
-    data TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    UNIQUE (stream_id, version)
-);
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END;
-"""
-# One tenant's idempotency key names one job: the log itself refuses a second request with it,
-# from any process, with views or without.
-_IDEMPOTENCY_INDEX = f"""
-CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (
-    json_extract(data, '$.tenant'), json_extract(data, '$.idempotency_key')
-) WHERE type = '{JobRequested.type}' AND json_extract(data, '$.idempotency_key') IS NOT NULL
-"""
-
-
-_INSERT = (
-    "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-# The constraints a second writer can collide with: contention, worth a retry. Any other
-# constraint failing inside an append (a projector's, a trigger's) is a defect of ours.
-_COLLISIONS = (
-    "UNIQUE constraint failed: events.stream_id, events.version",
-    "UNIQUE constraint failed: events.seq",
-    "UNIQUE constraint failed: index 'events_idempotency'",
-)
-
-
-def _is_collision(error: sqlite3.IntegrityError) -> bool:
-    return str(error) in _COLLISIONS
+COLUMNS = ("seq", "stream_id", "version", "type", "data", "recorded_at", "hash")
+Row = tuple  # (seq, stream_id, version, type, data, recorded_at, hash) as stored
 
 
 def chain_hash(
@@ -86,253 +47,173 @@ class Append:
 
 
 class Projector(Protocol):
-    """Something kept in step with the log inside the append's own transaction."""
+    """Something kept in step with the log inside the append's own transaction.
 
-    def project(self, db: sqlite_utils.Database, recorded: list[RecordedEvent]) -> None: ...
-
-
-class EventLog:
-    """Appends with optimistic concurrency and reads back, on one SQLite file.
-
-    Views registered as projector are updated in the same transaction as the append that caused
-    them, so the views in the file never disagree with the log in the file.
+    `tx` is the adapter's handle on that transaction (a `sqlite_utils.Database` on SQLite, a
+    `psycopg.Connection` on PostgreSQL): a projector is written for one backend and is chosen
+    together with the log by the same factory.
     """
 
-    def __init__(
-        self, path: str | Path, *, projector: Projector | None = None, create: bool = True
-    ):
-        """Open (and with `create`, make or repair) the log at `path`.
+    def project(self, tx: Any, recorded: list[RecordedEvent]) -> None: ...
 
-        `create=False` opens an existing log exactly as it is, for audit and verify: a missing
-        file is an error rather than a new empty log, and a missing guard stays missing for
-        verify to report instead of being quietly put back.
-        """
-        self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StorageError(f"no event log at {self.path}")
-        self.db = sqlite.connect(self.path)
-        if create:
-            try:
-                self.db.executescript(_SCHEMA)
-                self.db.execute(_IDEMPOTENCY_INDEX)
-            except sqlite3.OperationalError as e:
-                self.db.close()
-                raise StorageError(f"could not open the event log {self.path}: {e}") from e
-            except sqlite3.IntegrityError:
-                self.db.close()
-                raise IntegrityError(
-                    f"{self.path}: two requests of one tenant share an idempotency key "
-                    "(appended by a version without the log's own guard)"
-                ) from None
-        elif not self.db["events"].exists():
-            self.db.close()
-            raise StorageError(f"{self.path} holds no event log (no events table)")
-        self.projector = projector
 
-    def close(self) -> None:
-        self.db.close()
+@runtime_checkable
+class EventLog(Protocol):
+    """Append with optimistic concurrency, read back in seq order, check the chain.
 
-    # -- writing ---------------------------------------------------------------------------
+    Guarantees on every backend: `seq` is gap-free and in commit order (a reader never sees a
+    later seq before an earlier one is committed); UNIQUE (stream_id, version); one tenant's
+    idempotency key names one job; the database itself refuses UPDATE, DELETE (and where it
+    has one, TRUNCATE) on `events`; an append that returned is durable.
+    """
 
-    def append(self, stream_id: str, expected_version: int, *events: Event) -> list[RecordedEvent]:
-        return self.append_batch([Append(stream_id, expected_version, events)])
+    projector: Projector | None
+
+    @property
+    def location(self) -> str:
+        """Where the log lives, for messages (never with a password)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def append(
+        self, stream_id: str, expected_version: int, *events: Event
+    ) -> list[RecordedEvent]: ...
 
     def append_batch(self, appends: Sequence[Append]) -> list[RecordedEvent]:
-        """Append several streams' events in one durable transaction (group commit).
+        """Several streams' events in one durable transaction, all or nothing."""
+        ...
 
-        All or nothing: if any stream is not at its expected version, nothing is written and
-        ConcurrencyError names the stream. The write lock is taken before the versions are
-        read, so the check cannot race another process; UNIQUE (stream_id, version) backs it.
-        """
-        if not appends:
-            return []
-        conn = self.db.conn
-        try:
-            with sqlite.immediate(self.db):
-                last = conn.execute(
-                    "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, prev, last_at = last if last else (0, GENESIS_HASH, "")
-                # Stamped under the write lock, and never before the previous event (a clock
-                # stepping back cannot reorder time), so the log as of a time is a prefix.
-                recorded_at = max(now_text(), last_at)
-                versions = self._current_versions(list({a.stream_id: None for a in appends}))
-                rows: list[tuple] = []
-                recorded: list[RecordedEvent] = []
-                for item in appends:
-                    stream_id = item.stream_id
-                    version = versions.get(stream_id, 0)
-                    if version != item.expected_version:
-                        raise ConcurrencyError(
-                            f"stream {stream_id} is at version {version}, "
-                            f"not {item.expected_version}"
-                        )
-                    for event in item.events:
-                        if EVENT_TYPES.get(event.type) is not type(event):
-                            raise IntegrityError(f"{event!r} is not an event type of the log")
-                        seq += 1
-                        version += 1
-                        type_ = event.type
-                        data = encode_data(event).decode()
-                        prev = chain_hash(prev, seq, stream_id, version, type_, data, recorded_at)
-                        rows.append((seq, stream_id, version, type_, data, recorded_at, prev))
-                        recorded.append(
-                            RecordedEvent(seq, stream_id, version, event, recorded_at, prev)
-                        )
-                    versions[stream_id] = version
-                conn.executemany(_INSERT, rows)
-                if self.projector is not None and recorded:
-                    self.projector.project(self.db, recorded)
-        except sqlite3.IntegrityError as e:
-            if _is_collision(e):
-                raise ConcurrencyError(f"another writer appended first: {e}") from e
-            raise InternalError(f"the append broke a constraint: {e}") from e
-        except sqlite3.OperationalError as e:
-            raise StorageError(f"could not append to the event log: {e}") from e
-        return recorded
+    def last_seq(self) -> int: ...
 
-    def _current_versions(self, stream_ids: list[str]) -> dict[str, int]:
-        versions: dict[str, int] = {}
-        for i in range(0, len(stream_ids), 500):  # stay under SQLite's bound-parameter limit
-            chunk = stream_ids[i : i + 500]
-            versions.update(
-                self.db.conn.execute(
-                    "SELECT stream_id, MAX(version) FROM events "
-                    f"WHERE stream_id IN ({', '.join('?' * len(chunk))}) GROUP BY stream_id",
-                    chunk,
-                )
-            )
-        return versions
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def last_seq(self) -> int:
-        row = self.db.execute("SELECT MAX(seq) FROM events").fetchone()
-        return row[0] or 0
+    def count(self) -> int: ...
 
     def read(
         self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
-    ) -> Iterator[RecordedEvent]:
-        """Events in seq order, decoded; streamed in batches so memory stays flat."""
-        return self.read_from(self.db, after_seq, stream_id=stream_id, upto_seq=upto_seq)
+    ) -> Iterator[RecordedEvent]: ...
 
     def read_raw(
         self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
-    ) -> Iterator[tuple]:
-        """Stored rows (seq, stream_id, version, type, data, recorded_at, hash), undecoded."""
-        return iter_rows(self.db, after_seq, stream_id=stream_id, upto_seq=upto_seq)
+    ) -> Iterator[Row]: ...
 
-    def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[tuple]]:
-        """Stored rows in lists of a few thousand (see `iter_batches`)."""
-        return iter_batches(self.db, after_seq, with_hash=with_hash)
+    def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[Row]]:
+        """Stored rows in lists of a few thousand: the fast path for replaying a whole log."""
+        ...
 
-    @staticmethod
+    def stream_ids(self) -> Iterator[str]:
+        """Every stream, in the order of its first event."""
+        ...
+
+    def idempotent_stream(self, tenant: str, key: str) -> str | None:
+        """The job one tenant's idempotency key names, if any (through the log's own index)."""
+        ...
+
+    def open_reader(self) -> Any:
+        """A connection of its own for another thread: pass it to `read_from` and to the
+        views' queries. The caller closes it."""
+        ...
+
     def read_from(
-        db: sqlite_utils.Database,
+        self,
+        reader: Any,
         after_seq: int = 0,
         *,
         stream_id: str | None = None,
         upto_seq: int | None = None,
     ) -> Iterator[RecordedEvent]:
-        for seq, sid, version, type_, data, recorded_at, hash_ in iter_rows(
-            db, after_seq, stream_id=stream_id, upto_seq=upto_seq
-        ):
-            yield RecordedEvent(seq, sid, version, decode(type_, data), recorded_at, hash_)
+        """`read`, through a reader from `open_reader`."""
+        ...
 
-    def idempotent_stream(self, tenant: str, key: str) -> str | None:
-        """The job one tenant's idempotency key names, if any (through the log's own index)."""
-        row = self.db.execute(
-            f"SELECT stream_id FROM events WHERE type = '{JobRequested.type}' "
-            "AND json_extract(data, '$.tenant') = ? "
-            "AND json_extract(data, '$.idempotency_key') = ?",
-            [tenant, key],
-        ).fetchone()
-        return row[0] if row else None
+    def snapshot(self) -> AbstractContextManager[Any]:
+        """Reads inside see one consistent state of a log that may be being appended."""
+        ...
 
-    def stream_ids(self) -> Iterator[str]:
-        """Every stream, in the order of its first event."""
-        cursor = self.db.conn.execute("SELECT stream_id FROM events WHERE version = 1 ORDER BY seq")
-        while rows := cursor.fetchmany(2000):
-            for (stream_id,) in rows:
-                yield stream_id
-
-    def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-
-    # -- integrity -------------------------------------------------------------------------
+    def exclusive(self, *, durable: bool = True) -> AbstractContextManager[Any]:
+        """A write transaction that holds the append lock (catch-up, rebuild); it yields the
+        handle a projector gets. `durable=False` may skip the sync at commit (derived data)."""
+        ...
 
     def first_bad_seq(
         self, progress: Callable[[int], None] | None = None
-    ) -> tuple[int, str] | None:
-        """Walk the chain from the first event; return (seq, why) of the first break, or None."""
-        prev = GENESIS_HASH
-        expected_seq = 1
-        versions: dict[str, int] = {}
-        for n, (seq, sid, version, type_, data, recorded_at, stored) in enumerate(
-            self.read_raw(), 1
-        ):
-            if seq != expected_seq:
-                return expected_seq, f"seq {expected_seq} is missing (next stored is {seq})"
-            if version != versions.get(sid, 0) + 1:
-                return seq, f"stream {sid} jumps to version {version}"
-            versions[sid] = version
-            if chain_hash(prev, seq, sid, version, type_, data, recorded_at) != stored:
-                return seq, "hash does not match its content and the previous event"
-            try:
-                decode(type_, data)
-            except Exception as e:  # a broken event is a finding of verify, not a crash
-                return seq, str(e)
-            prev = stored
-            expected_seq += 1
-            if progress and n % 10_000 == 0:
-                progress(n)
-        return None
+    ) -> tuple[int, str] | None: ...
 
     def missing_guards(self) -> list[str]:
-        """Names of the append-only triggers that are missing (empty when all is well)."""
-        have = {
-            row[0]
-            for row in self.db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
-            )
-        }
-        return [name for name in GUARD_TRIGGERS if name not in have]
+        """Names of the append-only triggers that are missing or disabled."""
+        ...
+
+    def guard_problems(self) -> list[str]:
+        """What the database wrongly accepted when probed (UPDATE, DELETE...), rolled back."""
+        ...
 
 
-def iter_rows(
-    db: sqlite_utils.Database,
-    after_seq: int = 0,
-    *,
-    stream_id: str | None = None,
-    upto_seq: int | None = None,
-) -> Iterator[tuple]:
-    """Stored event rows in seq order, fetched in batches so memory stays flat."""
-    for batch in iter_batches(db, after_seq, stream_id=stream_id, upto_seq=upto_seq):
-        yield from batch
+# -- shared by the adapters ------------------------------------------------------------------
 
 
-def iter_batches(
-    db: sqlite_utils.Database,
-    after_seq: int = 0,
-    *,
-    stream_id: str | None = None,
-    upto_seq: int | None = None,
-    batch_size: int = 2000,
-    with_hash: bool = True,
-) -> Iterator[list[tuple]]:
-    """Lists of stored rows in seq order: the fast path for replaying a whole log.
+def chain_appends(
+    appends: Sequence[Append],
+    last: tuple[int, str, str] | None,
+    versions: dict[str, int],
+    now: str,
+) -> tuple[list[Row], list[RecordedEvent]]:
+    """The rows an append writes, given the log's last (seq, hash, recorded_at) and each
+    stream's current version, read under the adapter's write lock.
 
-    Rows are (seq, stream_id, version, type, data, recorded_at[, hash]); replay needs no hash.
+    Raises ConcurrencyError naming the first stream not at its expected version, and
+    IntegrityError for an event that is not one of the log's own types; nothing is written
+    then. Times are never before the previous event's (a clock stepping back cannot reorder
+    time), so the log as of a time is a prefix.
     """
-    sql = f"SELECT seq, stream_id, version, type, data, recorded_at{', hash' if with_hash else ''}"
-    sql += " FROM events WHERE seq > ?"
-    params: list = [after_seq]
-    if stream_id is not None:
-        sql += " AND stream_id = ?"
-        params.append(stream_id)
-    if upto_seq is not None:
-        sql += " AND seq <= ?"
-        params.append(upto_seq)
-    cursor = db.conn.execute(sql + " ORDER BY seq", params)
-    while rows := cursor.fetchmany(batch_size):
-        yield rows
+    seq, prev, last_at = last if last else (0, GENESIS_HASH, "")
+    recorded_at = max(now, last_at)
+    rows: list[Row] = []
+    recorded: list[RecordedEvent] = []
+    for item in appends:
+        stream_id = item.stream_id
+        version = versions.get(stream_id, 0)
+        if version != item.expected_version:
+            raise ConcurrencyError(
+                f"stream {stream_id} is at version {version}, not {item.expected_version}"
+            )
+        for event in item.events:
+            if EVENT_TYPES.get(event.type) is not type(event):
+                raise IntegrityError(f"{event!r} is not an event type of the log")
+            seq += 1
+            version += 1
+            type_ = event.type
+            data = encode_data(event).decode()
+            prev = chain_hash(prev, seq, stream_id, version, type_, data, recorded_at)
+            rows.append((seq, stream_id, version, type_, data, recorded_at, prev))
+            recorded.append(RecordedEvent(seq, stream_id, version, event, recorded_at, prev))
+        versions[stream_id] = version
+    return rows, recorded
+
+
+def decoded(rows: Iterable[Row]) -> Iterator[RecordedEvent]:
+    for seq, sid, version, type_, data, recorded_at, hash_ in rows:
+        yield RecordedEvent(seq, sid, version, decode(type_, data), recorded_at, hash_)
+
+
+def first_break(
+    rows: Iterable[Row], progress: Callable[[int], None] | None = None
+) -> tuple[int, str] | None:
+    """Walk the chain from the first stored row; (seq, why) of the first break, or None."""
+    prev = GENESIS_HASH
+    expected_seq = 1
+    versions: dict[str, int] = {}
+    for n, (seq, sid, version, type_, data, recorded_at, stored) in enumerate(rows, 1):
+        if seq != expected_seq:
+            return expected_seq, f"seq {expected_seq} is missing (next stored is {seq})"
+        if version != versions.get(sid, 0) + 1:
+            return seq, f"stream {sid} jumps to version {version}"
+        versions[sid] = version
+        if chain_hash(prev, seq, sid, version, type_, data, recorded_at) != stored:
+            return seq, "hash does not match its content and the previous event"
+        try:
+            decode(type_, data)
+        except Exception as e:  # a broken event is a finding of verify, not a crash
+            return seq, str(e)
+        prev = stored
+        expected_seq += 1
+        if progress and n % 10_000 == 0:
+            progress(n)
+    return None

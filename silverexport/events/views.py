@@ -8,6 +8,7 @@ here, so another database needs one more module of this shape, not edits all ove
 from __future__ import annotations
 
 import operator
+import sqlite3
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from .. import sqlite
+from ..errors import StorageError
 from ..model import JobStatus
 from .fold import (
     FIELDS,
@@ -195,6 +197,25 @@ class ViewTables:
     def load(self, job_id: str) -> State | None:
         return self._load_many(self.db, [job_id]).get(job_id)
 
+    newest_states = staticmethod(newest_states)  # as PostgresViewTables has it
+
+    @staticmethod
+    def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
+        """Jobs per status (for /metrics); a locked or missing file is a StorageError."""
+        sql = f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status"
+        try:
+            return dict(db.execute(sql).fetchall())
+        except sqlite3.OperationalError as e:
+            raise StorageError(f"could not count the jobs in the views: {e}") from e
+
+    @staticmethod
+    def last_seq(db: sqlite_utils.Database) -> int:
+        """The newest seq in the log beside these views, through any reader (0 when empty)."""
+        return db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+
+    def job_count(self) -> int:
+        return self.db.execute(f"SELECT COUNT(*) FROM {JOBS_TABLE}").fetchone()[0]
+
     def load_all(self) -> dict[str, State]:
         # In creation order, which also has SQLite walk the jobs, not the whole log.
         rows = self.db.execute(f"{_SELECT} ORDER BY j.created_seq")
@@ -250,9 +271,9 @@ class ViewTables:
         checkpoint = self.checkpoint(db)
         if checkpoint != first - 1:
             # Someone appended without these views (or they were dropped): catch up first.
-            from .log import EventLog  # local: log imports nothing of views
+            from .sqlite_log import SqliteEventLog  # local: the log imports nothing of views
 
-            self._apply_all(db, EventLog.read_from(db, checkpoint, upto_seq=first - 1))
+            self._apply_all(db, SqliteEventLog.read_from(db, checkpoint, upto_seq=first - 1))
         self._apply(db, recorded)
 
     def _apply_all(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> int:

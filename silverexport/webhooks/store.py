@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from ..config import Settings
 from ..errors import NotFoundError
-from ..events.log import EventLog
+from ..events.sqlite_log import SqliteEventLog
 from ..events.types import WEBHOOK_EVENT_TYPES, Event, RecordedEvent, decode
 from ..events.views import State, ViewTables, fresh_states
 
@@ -29,7 +29,8 @@ class WebhookLog:
     step as every append does, so `verify` finds the views current after webhook events."""
 
     def __init__(self, settings: Settings):
-        self.log = EventLog(settings.events_path)
+        # Its reads are SQLite's SQL: webhooks run on the SQLite log (not yet on PostgreSQL).
+        self.log = SqliteEventLog(settings.events_path)
         self.log.projector = ViewTables(self.log.db)
         self.db = self.log.db
         self.db.execute(_INDEX)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from silverexport.events.log import Append, EventLog
+from silverexport.config import Settings
+from silverexport.events.backends import open_event_log, open_views
+from silverexport.events.log import Append
 from silverexport.events.types import JobCompleted, JobRequested, JobStarted
-from silverexport.events.views import ViewTables
 from silverexport.model import ExportRequest
 from silverexport.validation import check_request
 
@@ -31,8 +32,8 @@ def request(tenant: str, *, owner: str, target: str = "t1", key: str | None = No
 
 def write_jobs(events_path: Path, appends: list[Append]) -> None:
     """Append with the views kept in step, as any process of this project does."""
-    log = EventLog(events_path)
-    log.projector = ViewTables(log.db)
+    log = _open(events_path)
+    log.projector = open_views(log)
     try:
         for i in range(0, len(appends), 2000):
             log.append_batch(appends[i : i + 2000])
@@ -58,8 +59,13 @@ def finished_jobs(n: int, *, tenant: str = "old", owner: str = "gone-1-x") -> li
     ]
 
 
+def _open(events_path: Path):
+    """The log of the data dir `events_path` is in, on the backend the suite runs on."""
+    return open_event_log(Settings.from_env(data_dir=events_path.parent))
+
+
 def versions(events_path: Path, job_ids: list[str]) -> dict[str, int]:
-    log = EventLog(events_path)
+    log = _open(events_path)
     try:
         return {j: max(r.version for r in log.read(stream_id=j)) for j in job_ids}
     finally:

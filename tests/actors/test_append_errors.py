@@ -8,7 +8,7 @@ import pytest
 
 from silverexport import ExportRequest
 from silverexport.errors import ConcurrencyError, InternalError
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.http import make_app
 
 from ..events.lifecycles import requested
@@ -32,8 +32,9 @@ class NotNullProjector:
         db.execute("INSERT INTO broken (x) VALUES (NULL)")
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_a_projector_constraint_failure_is_internal_not_a_conflict(tmp_path):
-    log = EventLog(tmp_path / "events.db")
+    log = SqliteEventLog(tmp_path / "events.db")
     log.projector = NotNullProjector(log.db)
     try:
         with pytest.raises(InternalError, match="NOT NULL constraint failed") as caught:
@@ -44,8 +45,9 @@ def test_a_projector_constraint_failure_is_internal_not_a_conflict(tmp_path):
         log.close()
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_a_version_collision_is_still_a_conflict(tmp_path):
-    a, b = EventLog(tmp_path / "events.db"), EventLog(tmp_path / "events.db")
+    a, b = SqliteEventLog(tmp_path / "events.db"), SqliteEventLog(tmp_path / "events.db")
     try:
         a.append("j1", 0, requested(1))
         with pytest.raises(ConcurrencyError):
@@ -55,6 +57,7 @@ def test_a_version_collision_is_still_a_conflict(tmp_path):
         b.close()
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_submit_is_not_retried_when_the_views_refuse(open_system):
     system = open_system()
     system.log.db.execute(REFUSE_JOBS)
@@ -63,6 +66,7 @@ def test_submit_is_not_retried_when_the_views_refuse(open_system):
     assert system.log.count() == 0
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 async def test_http_answers_500_once_with_a_generic_message(open_system, aiohttp_client, caplog):
     system = open_system(api_keys="alice:k1")
     system.log.db.execute(REFUSE_JOBS)

@@ -12,7 +12,7 @@ import pytest
 
 from silverexport import ExportSystem, sqlite
 from silverexport.errors import StorageError
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 
 from .history import finished_jobs
 
@@ -36,6 +36,7 @@ def _leftovers(data_dir):
     )
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 @pytest.mark.parametrize("stage", ["views", "supervisor start-up"])
 def test_an_open_on_a_locked_log_fails_and_leaves_nothing_behind(tmp_path, monkeypatch, stage):
     data_dir = tmp_path / "data"
@@ -43,7 +44,7 @@ def test_an_open_on_a_locked_log_fails_and_leaves_nothing_behind(tmp_path, monke
     if stage == "supervisor start-up":
         # Events appended without the views: the supervisor's start-up must catch them up,
         # which needs the write lock, after the actor and its owner lock exist.
-        log = EventLog(data_dir / "events.db")
+        log = SqliteEventLog(data_dir / "events.db")
         log.append_batch(finished_jobs(3))
         log.close()
     if stage == "views":

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from silverexport import ExportRequest, ExportSystem, JobStatus
-from silverexport.events.log import EventLog
+from silverexport.config import Settings
+from silverexport.events.backends import open_event_log, open_views
 from silverexport.events.types import JobCompleted, JobRequested, JobStarted
-from silverexport.events.views import ViewTables
 from silverexport.model import ExportFormat
 from silverexport.silver.writers import Filters, export_to_file
 from silverexport.timeutil import parse_canonical
@@ -151,9 +151,9 @@ def test_finished_jobs_expire_on_time_by_themselves(open_system):
 def completed_job_on_disk(data_dir: Path, retention_seconds: float) -> tuple[str, Path]:
     """A completed job written straight into the log (no running system to expire it)."""
     job_id = "ab" * 16
-    log = EventLog(data_dir / "events.db", projector=None)
+    log = open_event_log(Settings.from_env(data_dir=data_dir))  # the backend the test runs on
     try:
-        log.projector = ViewTables(log.db)
+        log.projector = open_views(log)
         log.append(
             job_id,
             0,
@@ -216,7 +216,7 @@ def test_two_processes_share_one_log(tmp_path):
         for job_id in mine + theirs:
             assert system.wait(job_id, timeout=WAIT).status is JobStatus.COMPLETED
         assert system.status(theirs[0]).tenant == "ingest"
-    log = EventLog(data_dir / "events.db")
+    log = open_event_log(Settings.from_env(data_dir=data_dir))
     try:
         assert log.first_bad_seq() is None
         assert log.count() == log.last_seq()

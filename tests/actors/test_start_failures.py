@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from silverexport import ExportRequest, JobStatus
 from silverexport.config import MAX_ATTEMPTS
 
 from .conftest import WAIT, GatedWriter, transfer_rows, wait_until
 
 
+@pytest.mark.sqlite_log  # raw SQL on the SQLite log file
 def test_a_job_that_cannot_start_fails_with_the_reason_and_the_others_run(open_system):
     writer = GatedWriter()
     system = open_system(max_concurrent_exports=1, export_fn=writer)

@@ -1,28 +1,26 @@
-"""Audit: history, state as of a seq or time, verify's findings, rebuild with progress."""
+"""Audit: history, state as of a seq or time, verify's findings, rebuild with progress —
+on every backend."""
 
 from __future__ import annotations
-
-import sqlite3
 
 import pytest
 
 from silverexport.errors import IntegrityError
 from silverexport.events.audit import history, rebuild, states_at, verify
+from silverexport.events.backends import open_views
 from silverexport.events.log import EventLog
 from silverexport.events.types import JobCompleted, JobProgressed, JobStarted
-from silverexport.events.views import ViewTables
 
-from .lifecycles import drop_guards, forge, random_log, requested
+from .lifecycles import random_log, requested
 
 T1, T2, T3 = "2026-11-01T10:00:00.000Z", "2026-11-01T11:00:00.000Z", "2026-11-01T12:00:00.000Z"
 
 
 @pytest.fixture
-def timed_log(log) -> EventLog:
+def timed_log(backend, log) -> EventLog:
     """j1 requested at T1, started at T2, done at T3; j2 requested at T2."""
     done = JobCompleted(rows=1, bytes=2, sha256="c" * 64, truncated=False, file_name="f")
-    forge(
-        log.path,
+    backend.forge(
         [
             ("j1", requested(1), T1),
             ("j1", JobStarted(attempt=1), T2),
@@ -71,14 +69,10 @@ def test_verify_passes_a_sound_log_and_leaves_it_untouched(log, views):
     assert (log.count(), log.last_seq()) == before  # the guard probe was rolled back
 
 
-def _tamper(log: EventLog, *sql: str) -> None:
-    drop_guards(log.path)
-    raw = sqlite3.connect(log.path)
-    for statement in sql:
-        raw.execute(statement)
-    raw.commit()
-    raw.close()
-    EventLog(log.path).close()  # a normal open puts the guards back
+def _tamper(backend, *sql: str) -> None:
+    backend.drop_guards()
+    backend.raw(*sql)
+    backend.open().close()  # a normal open puts the guards back
 
 
 @pytest.mark.parametrize(
@@ -97,18 +91,18 @@ def _tamper(log: EventLog, *sql: str) -> None:
     ],
     ids=["edited", "deleted", "reordered"],
 )
-def test_verify_names_the_first_bad_seq_of_a_tampered_chain(log, views, sql, first_bad):
+def test_verify_names_the_first_bad_seq_of_a_tampered_chain(backend, log, views, sql, first_bad):
     random_log(log, jobs=100)
-    _tamper(log, *sql)
+    _tamper(backend, *sql)
     report = verify(log, views)
     assert not report.ok
     assert report.first_bad_seq == first_bad
     assert report.problems[0].check == "chain" and report.problems[0].seq == first_bad
 
 
-def test_verify_reports_missing_guards(log, views):
+def test_verify_reports_missing_guards(backend, log, views):
     log.append("j1", 0, requested(1))
-    drop_guards(log.path)
+    backend.drop_guards()
     report = verify(log, views)
     messages = [p.message for p in report.problems]
     assert "append-only trigger events_no_update is missing" in messages
@@ -117,24 +111,21 @@ def test_verify_reports_missing_guards(log, views):
     assert log.count() == 1
 
 
-def test_verify_reports_guards_that_are_present_but_do_nothing(log, views):
+def test_verify_reports_guards_that_are_present_but_do_nothing(backend, log, views):
     log.append("j1", 0, requested(1))
-    log.db.executescript(
-        "DROP TRIGGER events_no_delete;"
-        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT 1; END;"
-    )
+    backend.raw(*backend.hollow_delete_guard)
     report = verify(log, views)
     assert [p.message for p in report.problems] == ["the database accepted a DELETE on events"]
 
 
-def test_verify_names_the_first_job_whose_view_differs(log, views):
+def test_verify_names_the_first_job_whose_view_differs(backend, log, views):
     random_log(log, jobs=100)
     stored = views.load_all()
     a, b = sorted(stored.values(), key=lambda s: s["last_seq"])[10:12]
-    log.db.execute(
-        "UPDATE jobs SET status = 'completed', rows = -1 WHERE job_id = ?", [a["job_id"]]
+    backend.raw(
+        f"UPDATE jobs SET status = 'completed', rows = -1 WHERE job_id = '{a['job_id']}'",
+        f"DELETE FROM jobs WHERE job_id = '{b['job_id']}'",
     )
-    log.db.execute("DELETE FROM jobs WHERE job_id = ?", [b["job_id"]])
     report = verify(log, views)
     [problem] = report.problems
     assert (problem.check, problem.job_id, problem.seq) == ("views", a["job_id"], a["last_seq"])
@@ -143,14 +134,13 @@ def test_verify_names_the_first_job_whose_view_differs(log, views):
     assert verify(log, views).ok
 
 
-def test_verify_catches_a_view_row_pointing_at_another_jobs_request(log, views):
+def test_verify_catches_a_view_row_pointing_at_another_jobs_request(backend, log, views):
     """A row's request fields come from the JobRequested its key names; a wrong key is caught."""
     random_log(log, jobs=20)
     a, b = sorted(views.load_all().values(), key=lambda s: s["created_seq"])[3:5]
-    log.db.execute("DELETE FROM jobs WHERE created_seq = ?", [b["created_seq"]])
-    log.db.execute(
-        "UPDATE jobs SET created_seq = ? WHERE created_seq = ?",
-        [b["created_seq"], a["created_seq"]],
+    backend.raw(
+        f"DELETE FROM jobs WHERE created_seq = {b['created_seq']}",
+        f"UPDATE jobs SET created_seq = {b['created_seq']} WHERE created_seq = {a['created_seq']}",
     )
     assert a["job_id"] not in views.load_all()  # the row no longer joins to its own request
     report = verify(log, views)
@@ -160,9 +150,9 @@ def test_verify_catches_a_view_row_pointing_at_another_jobs_request(log, views):
     assert verify(log, views).ok and views.load(a["job_id"]) == a
 
 
-def test_verify_reports_views_behind_the_log(tmp_path, log, views):
+def test_verify_reports_views_behind_the_log(backend, log, views):
     log.append("j1", 0, requested(1))
-    bare = EventLog(tmp_path / "events.db")
+    bare = backend.open()  # another process, without views
     bare.append("j1", 1, JobStarted(attempt=1))
     bare.close()
     report = verify(log, views)
@@ -170,24 +160,24 @@ def test_verify_reports_views_behind_the_log(tmp_path, log, views):
     assert "checkpoint is seq 1 but the log ends at seq 2" in report.problems[0].message
 
 
-def test_verify_reports_missing_views_tables(tmp_path, log):
+def test_verify_reports_missing_views_tables(backend, log):
     log.append("j1", 0, requested(1))
-    log.db.execute("DROP TABLE jobs")
-    report = verify(log, ViewTables(log.db, create=False))
+    backend.raw("DROP TABLE jobs")
+    report = verify(log, open_views(log, create=False))
     assert [p.check for p in report.problems] == ["views"]
 
 
-def test_rebuild_reports_progress_and_counts_events(log, views):
+def test_rebuild_reports_progress_and_counts_events(backend, log, views):
     random_log(log, jobs=1000)
     seen: list[int] = []
     assert rebuild(log, views, seen.append) == log.count()
     assert seen == sorted(seen) and seen[-1] == log.count() and len(seen) > 1
-    assert log.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again afterwards
+    assert backend.durable(log) == backend.expected_durable  # durable again afterwards
 
 
-def test_a_history_that_does_not_fold_is_found_and_not_rebuilt(log, views):
+def test_a_history_that_does_not_fold_is_found_and_not_rebuilt(backend, log, views):
     log.append("j1", 0, requested(1))
-    forge(log.path, [("ghost", JobStarted(attempt=1), "2026-11-29T00:00:00.000Z")])
+    backend.forge([("ghost", JobStarted(attempt=1), "2026-11-29T00:00:00.000Z")])
     report = verify(log, views)
     [problem] = [p for p in report.problems if p.check == "views" and p.job_id == "ghost"]
     assert problem.seq == 2 and "JobStarted for unknown job ghost" in problem.message
@@ -196,9 +186,9 @@ def test_a_history_that_does_not_fold_is_found_and_not_rebuilt(log, views):
     assert views.checkpoint() == 1  # the failed rebuild left the old views whole
 
 
-def test_an_unknown_event_type_stops_verify_and_rebuild_at_its_seq(log, views):
+def test_an_unknown_event_type_stops_verify_and_rebuild_at_its_seq(backend, log, views):
     log.append("j1", 0, requested(1))
-    forge(log.path, [("j1", ("JobTeleported", "{}"), "2026-11-29T00:00:00.000Z")])
+    backend.forge([("j1", ("JobTeleported", "{}"), "2026-11-29T00:00:00.000Z")])
     assert verify(log, views).first_bad_seq == 2
     with pytest.raises(IntegrityError, match="unknown event type 'JobTeleported'"):
         rebuild(log, views)

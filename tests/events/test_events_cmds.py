@@ -9,7 +9,7 @@ import pytest
 
 from silverexport.__main__ import main
 from silverexport.commands import events_cmds
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.types import JobStarted
 from silverexport.events.views import ViewTables
 
@@ -18,7 +18,7 @@ from .lifecycles import drop_guards, forge, random_log, requested
 
 @pytest.fixture
 def data_dir(tmp_path):
-    log = EventLog(tmp_path / "events.db")
+    log = SqliteEventLog(tmp_path / "events.db")
     log.projector = ViewTables(log.db)
     log.append("j1", 0, requested(1, tenant="alice"))
     log.append("j2", 0, requested(2, tenant="bob"))
@@ -55,7 +55,7 @@ def test_audit_of_one_job_as_json(data_dir, capsys):
 
 
 def test_audit_of_an_empty_log(tmp_path, capsys):
-    EventLog(tmp_path / "events.db").close()
+    SqliteEventLog(tmp_path / "events.db").close()
     assert main(["audit", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "the event log is empty\n"
     assert main(["audit", "--json", "--data-dir", str(tmp_path)]) == 0
@@ -81,7 +81,7 @@ def test_audit_at_a_seq(data_dir, capsys):
 
 
 def test_audit_at_a_time(tmp_path, capsys):
-    EventLog(tmp_path / "events.db").close()
+    SqliteEventLog(tmp_path / "events.db").close()
     forge(
         tmp_path / "events.db",
         [
@@ -122,7 +122,7 @@ def test_verify_fails_naming_the_first_bad_seq(data_dir, capsys):
 
 
 def test_rebuild_prints_the_count_and_shows_progress_on_large_logs(tmp_path, capsys, monkeypatch):
-    log = EventLog(tmp_path / "events.db")
+    log = SqliteEventLog(tmp_path / "events.db")
     log.projector = ViewTables(log.db)
     random_log(log, jobs=2500)
     events = log.count()

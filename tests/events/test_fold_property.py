@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from silverexport.events.audit import rebuild
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.views import ViewTables, fold, fresh_states, normalised, replay
 
 from .lifecycles import interleave, lifecycle
@@ -25,7 +25,7 @@ def test_any_valid_history_folds_the_same_incrementally_and_from_scratch(data):
     streams = {f"j{n}": lifecycle(n, choose, max_events=10)[0] for n in range(jobs)}
     in_flight = data.draw(st.integers(1, 4), label="in_flight")
     with tempfile.TemporaryDirectory() as tmp:  # one file per example, not per test
-        log = EventLog(Path(tmp) / "events.db")
+        log = SqliteEventLog(Path(tmp) / "events.db")
         views = ViewTables(log.db)
         log.projector = views
         try:

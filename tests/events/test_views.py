@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from silverexport.errors import IntegrityError
 from silverexport.events import fold as fold_module
 from silverexport.events import views as views_module
 from silverexport.events.audit import rebuild, verify
+from silverexport.events.backends import open_views
 from silverexport.events.log import EventLog
 from silverexport.events.types import (
     EVENT_TYPES,
@@ -29,7 +31,6 @@ from silverexport.events.types import (
 from silverexport.events.views import (
     CATCH_UP_CHUNK,
     JOBS_TABLE,
-    ViewTables,
     fold,
     fresh_states,
     normalised,
@@ -98,12 +99,13 @@ def test_fold_is_pure(log):
 
 _OTHER_PROCESS = textwrap.dedent(
     """
-    import sys
-    from silverexport.events.log import Append, EventLog
+    from silverexport.config import Settings
+    from silverexport.events.backends import open_event_log
+    from silverexport.events.log import Append
     from silverexport.events.types import JobCompleted, JobProgressed, JobStarted
     from tests.events.lifecycles import requested
 
-    log = EventLog(sys.argv[1])  # no views: a process that only appends
+    log = open_event_log(Settings.from_env())  # no views: a process that only appends
     log.append_batch([
         Append("j1", 2, [JobProgressed(rows=5), JobCompleted(
             rows=5, bytes=50, sha256="ab" * 32, truncated=False, file_name="j1.csv")]),
@@ -114,19 +116,20 @@ _OTHER_PROCESS = textwrap.dedent(
 )
 
 
-def test_start_up_catches_up_with_what_another_process_appended(tmp_path, log, views):
+def test_start_up_catches_up_with_what_another_process_appended(backend, log, views):
     log.append("j1", 0, requested(1), JobStarted(attempt=1))
     log.append("j2", 0, requested(2))
     subprocess.run(
-        [sys.executable, "-c", _OTHER_PROCESS, str(log.path)],
+        [sys.executable, "-c", _OTHER_PROCESS],
         check=True,
         cwd=Path(__file__).parents[2],  # so that `tests.events` imports
+        env={**os.environ, **backend.settings_env()},
         timeout=60,
     )
     assert views.checkpoint() == 3 and log.last_seq() == 7
 
-    reopened = EventLog(tmp_path / "events.db")
-    fresh_views = ViewTables(reopened.db)
+    reopened = backend.open()
+    fresh_views = open_views(reopened)
     reopened.projector = fresh_views
     try:
         assert fresh_views.catch_up(reopened.read) == 4
@@ -139,9 +142,9 @@ def test_start_up_catches_up_with_what_another_process_appended(tmp_path, log, v
         reopened.close()
 
 
-def test_an_append_through_the_views_first_catches_up_on_what_it_missed(tmp_path, log, views):
+def test_an_append_through_the_views_first_catches_up_on_what_it_missed(backend, log, views):
     log.append("j1", 0, requested(1))
-    bare = EventLog(tmp_path / "events.db")
+    bare = backend.open()
     bare.append("j1", 1, JobStarted(attempt=1))
     bare.append("j2", 0, requested(2))
     bare.close()
@@ -151,11 +154,11 @@ def test_an_append_through_the_views_first_catches_up_on_what_it_missed(tmp_path
     assert views.load("j1")["rows"] == 3
 
 
-def test_views_of_an_older_shape_are_dropped_and_caught_up_in_chunks(log, views):
+def test_views_of_an_older_shape_are_dropped_and_caught_up_in_chunks(backend, log, views):
     random_log(log, jobs=2500)
     assert log.count() > CATCH_UP_CHUNK
-    log.db.execute(f"ALTER TABLE {JOBS_TABLE} DROP COLUMN owner")
-    again = ViewTables(log.db)
+    backend.raw(f"ALTER TABLE {JOBS_TABLE} DROP COLUMN owner")
+    again = open_views(log)
     assert again.checkpoint() == 0 and again.load_all() == {}
     assert again.catch_up(log.read) == log.count()
     assert again.load_all() == _replayed(log)
@@ -177,3 +180,23 @@ def test_a_replay_gives_back_the_cycle_collector_as_it_found_it(log, enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_a_batch_the_views_refuse_leaves_log_and_views_as_they_were(log, views):
+    from silverexport.events.log import Append
+
+    log.append("j1", 0, requested(1))
+    before = (log.count(), views.load_all())
+    with pytest.raises(IntegrityError, match="unknown job ghost"):
+        log.append_batch(
+            [Append("j2", 0, [requested(2)]), Append("ghost", 0, [JobProgressed(rows=1)])]
+        )
+    assert (log.count(), views.load_all()) == before
+    assert views.checkpoint() == 1
+
+
+def test_views_follow_one_batch_that_appends_to_one_stream_twice(log, views):
+    from silverexport.events.log import Append
+
+    log.append_batch([Append("j1", 0, [requested(1)]), Append("j1", 1, [JobStarted(attempt=1)])])
+    assert views.load("j1")["status"] == "running"

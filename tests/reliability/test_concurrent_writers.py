@@ -24,9 +24,10 @@ import orjson
 import pytest
 
 from silverexport import ExportSystem, JobStatus
+from silverexport.config import Settings
 from silverexport.events.audit import verify
+from silverexport.events.backends import open_event_log, open_views
 from silverexport.events.log import EventLog
-from silverexport.events.views import ViewTables
 from tests.actors.conftest import transfer_rows
 
 from .concurrent_writer_worker import BATCH, TARGETS, TIMEOUT, Side
@@ -128,13 +129,13 @@ def test_two_processes_append_to_one_log(tmp_path, request, capsys):
         mine_owner = system.owner.owner_id
     elapsed = time.monotonic() - started
 
-    log = EventLog(data_dir / "events.db", create=False)
+    log = open_event_log(Settings.from_env(data_dir=data_dir), create=False)
     try:
         assert log.first_bad_seq() is None
         seqs = [row[0] for row in log.read_raw()]
         assert seqs == list(range(1, len(seqs) + 1))
         types = check_lifecycles(log)
-        report = verify(log, ViewTables(log.db, create=False))
+        report = verify(log, open_views(log, create=False))
         assert report.ok, report.to_document()
         requested_by = Counter(
             rec.event.accepted_by for rec in log.read() if rec.event.type == "JobRequested"

@@ -227,6 +227,7 @@ def lock_events(system: ExportSystem) -> sqlite3.Connection:
     return conn
 
 
+@pytest.mark.sqlite_log  # locks the SQLite file; PostgreSQL: test_postgres_log.py
 def test_event_log_locked_briefly_delays_submit_but_it_succeeds(open_system):
     system = open_system()
     system.store.ingest("token_transfers", transfer_rows(20))
@@ -246,6 +247,7 @@ def test_event_log_locked_briefly_delays_submit_but_it_succeeds(open_system):
     assert system.wait(job.job_id, timeout=WAIT).status is JobStatus.COMPLETED
 
 
+@pytest.mark.sqlite_log  # locks the SQLite file; PostgreSQL: test_postgres_log.py
 def test_event_log_locked_past_the_busy_timeout(open_system, monkeypatch):
     """Submit and cancel fail with a StorageError (HTTP 503), record nothing, and the
     system serves on; once the lock is gone everything works again."""
@@ -268,6 +270,7 @@ def test_event_log_locked_past_the_busy_timeout(open_system, monkeypatch):
     assert system.log.first_bad_seq() is None
 
 
+@pytest.mark.sqlite_log  # locks the SQLite file; PostgreSQL: test_postgres_log.py
 def test_outcome_whose_append_fails_is_kept_and_recorded_later(open_system, monkeypatch, caplog):
     """JobCompleted cannot be appended while another connection holds the log's write lock
     past the busy timeout, and its retries on Tick fail too: the outcome is kept, the job is

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from silverexport import sqlite
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.types import RecordedEvent
 
 from ..http.conftest import ALICE, BOB, KEYS, open_system, serve, transfer_rows  # noqa: F401
@@ -101,7 +101,7 @@ def log_events(data_dir: Path, prefix: str = "Delivery") -> list[RecordedEvent]:
     """The log's events whose type starts with `prefix`, read on a connection of our own."""
     db = sqlite.connect(data_dir / "events.db")
     try:
-        return [r for r in EventLog.read_from(db) if r.type.startswith(prefix)]
+        return [r for r in SqliteEventLog.read_from(db) if r.type.startswith(prefix)]
     finally:
         db.close()
 

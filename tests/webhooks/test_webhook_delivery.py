@@ -11,7 +11,7 @@ import orjson
 
 from silverexport import ExportRequest
 from silverexport.events.audit import rebuild, verify
-from silverexport.events.log import EventLog
+from silverexport.events.sqlite_log import SqliteEventLog
 from silverexport.events.views import ViewTables
 from silverexport.timeutil import parse_canonical
 from silverexport.webhooks import verify as verify_signature
@@ -83,7 +83,7 @@ async def test_a_finished_job_is_delivered_signed_to_its_tenants_webhook(
     assert bob_hook.received == []
 
     # The log with webhook events in it still verifies and rebuilds.
-    log = EventLog(tmp_path / "data" / "events.db", create=False)
+    log = SqliteEventLog(tmp_path / "data" / "events.db", create=False)
     try:
         views = ViewTables(log.db, create=False)
         report = verify(log, views)

@@ -1,0 +1,375 @@
+"""The event log on PostgreSQL: the `EventLog` port's second adapter (psycopg 3).
+
+Same table and columns as on SQLite (`data` is `json`, which keeps the exact text, so the
+chain hashes the same bytes; `recorded_at` is the same RFC 3339 text), the same chain, the
+same guarantees. Appends are serialised by one lock held to commit, so `seq` is gap-free and in
+commit order: a reader never sees seq 12 while seq 11 is still in flight. The lock is
+`LOCK TABLE events IN EXCLUSIVE MODE` (readers go on; any writer, ours or not, waits), as the
+`eventsourcing` library takes it; `pg_advisory_xact_lock` measures the same and only orders
+writers that ask for it (bench/eventlog_pg.py, README).
+
+psycopg's errors stop here: a version or idempotency collision is our ConcurrencyError, a
+refused row IntegrityError, anything else (connection lost, server gone) StorageError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Literal
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from ..config import redact_url
+from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
+from ..timeutil import now_text
+from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
+from .postgres_conn import LOCK_TIMEOUT_MS, connect, one_line
+from .types import Event, JobRequested, RecordedEvent
+
+GUARD_TRIGGERS = ("events_no_update", "events_no_delete", "events_no_truncate")
+IDEMPOTENCY_INDEX = "events_idempotency"
+# The constraints a second writer can collide with: contention, worth a retry. Any other
+# constraint failing inside an append (a projector's, say) is a defect, not a conflict.
+COLLISIONS = frozenset({"events_pkey", "events_stream_version", IDEMPOTENCY_INDEX})
+# Any fixed 64-bit key; it only has to be the same in every process using this database.
+APPEND_LOCK_KEY = 0x5E1E_E7E0_0000_0001
+SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
+BATCH_ROWS = 2000
+LockKind = Literal["table", "advisory"]
+
+_SCHEMA = [
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        seq BIGINT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        version INTEGER NOT NULL CHECK (version >= 1),
+        type TEXT NOT NULL,
+        data JSON NOT NULL,
+        recorded_at TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        CONSTRAINT events_stream_version UNIQUE (stream_id, version)
+    )
+    """,
+    f"""
+    CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}' USING ERRCODE = 'integrity_constraint_violation';
+    END $$
+    """,
+    *(
+        f"CREATE OR REPLACE TRIGGER {name} BEFORE {verb} ON events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()"
+        for name, verb in zip(GUARD_TRIGGERS, ("UPDATE", "DELETE", "TRUNCATE"), strict=True)
+    ),
+]
+# One tenant's idempotency key names one job, whichever process or node appends.
+_IDEMPOTENCY = f"""
+CREATE UNIQUE INDEX IF NOT EXISTS {IDEMPOTENCY_INDEX}
+ON events ((data->>'tenant'), (data->>'idempotency_key'))
+WHERE type = '{JobRequested.type}' AND data->>'idempotency_key' IS NOT NULL
+"""
+_INSERT = (
+    "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_LOCKS: dict[str, str] = {
+    "table": "LOCK TABLE events IN EXCLUSIVE MODE",
+    "advisory": f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})",
+}
+_COLUMNS = "seq, stream_id, version, type, data::text, recorded_at"
+
+
+class PostgresEventLog:
+    """Appends with optimistic concurrency and reads back, on one PostgreSQL database.
+
+    Views registered as projector get the connection inside the append's own transaction.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        projector: Projector | None = None,
+        create: bool = True,
+        lock: LockKind = "table",
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    ):
+        """Connect (and with `create`, make or repair the table, guards and index).
+
+        `create=False` opens the log exactly as it is, for audit and verify: no table is an
+        error, and a missing guard stays missing for verify to report.
+        """
+        self.url = url
+        self.projector = projector
+        self._lock_sql = _LOCKS[lock]
+        self._lock_timeout_ms = lock_timeout_ms
+        self.conn = connect(url, lock_timeout_ms=lock_timeout_ms)
+        try:
+            if create:
+                self._create()
+            elif not self._has_table():
+                raise StorageError(f"{self.location} holds no event log (no events table)")
+        except BaseException:
+            self.conn.close()
+            raise
+
+    @property
+    def location(self) -> str:
+        return redact_url(self.url)
+
+    def _create(self) -> None:
+        try:
+            with self.conn.transaction():
+                # Two processes starting at once must not both create the table.
+                self.conn.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+                for statement in _SCHEMA:
+                    self.conn.execute(statement)
+                self.conn.execute(_IDEMPOTENCY)
+        except pg_errors.UniqueViolation:
+            raise IntegrityError(
+                f"{self.location}: two requests of one tenant share an idempotency key "
+                "(appended by a version without the log's own guard)"
+            ) from None
+        except psycopg.Error as e:
+            raise StorageError(f"could not create the event log at {self.location}: {e}") from e
+
+    def _has_table(self) -> bool:
+        row = self.conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+        return bool(row and row[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[psycopg.Connection]:
+        """One REPEATABLE READ, read-only transaction: every read inside sees one state."""
+        with self._translated("read the event log"), self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self.conn
+
+    @contextmanager
+    def exclusive(self, *, durable: bool = True) -> Iterator[psycopg.Connection]:
+        """A write transaction holding the append lock: no append commits until it ends.
+
+        `durable=False` (rebuilding derived views) does not wait for the WAL flush at commit:
+        if the server dies first, the old views come back whole with their own checkpoint.
+        """
+        with self._translated("write to the event log's database"), self.conn.transaction():
+            self.conn.execute(self._lock_sql)
+            if not durable:
+                self.conn.execute("SET LOCAL synchronous_commit = off")
+            yield self.conn
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, stream_id: str, expected_version: int, *events: Event) -> list[RecordedEvent]:
+        return self.append_batch([Append(stream_id, expected_version, events)])
+
+    def append_batch(self, appends: Sequence[Append]) -> list[RecordedEvent]:
+        """Append several streams' events in one durable transaction (group commit).
+
+        All or nothing. The append lock is taken before the last seq and the versions are read,
+        so no other writer can slip between the check and the insert; UNIQUE (stream_id,
+        version) backs it. The commit returns once the WAL is flushed (fsync on).
+        """
+        if not appends:
+            return []
+        with (
+            self._translated("append to the event log"),
+            self.conn.transaction(),
+            self.conn.cursor() as cur,
+        ):
+            cur.execute(self._lock_sql)
+            last = cur.execute(
+                "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            streams = list({a.stream_id: None for a in appends})
+            versions = dict(
+                cur.execute(
+                    "SELECT stream_id, MAX(version) FROM events "
+                    "WHERE stream_id = ANY(%s) GROUP BY stream_id",
+                    [streams],
+                ).fetchall()
+            )
+            rows, recorded = chain_appends(appends, last, versions, now_text())
+            cur.executemany(_INSERT, rows)
+            if self.projector is not None and recorded:
+                self.projector.project(self.conn, recorded)
+        return recorded
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        """psycopg's errors, translated at the edge; a broken connection is made anew next."""
+        try:
+            yield
+        except pg_errors.UniqueViolation as e:
+            if e.diag.constraint_name in COLLISIONS:
+                raise ConcurrencyError(f"another writer appended first: {one_line(e)}") from e
+            raise InternalError(f"the append broke a constraint: {one_line(e)}") from e
+        except pg_errors.IntegrityConstraintViolation as e:
+            raise IntegrityError(f"the database refused the event: {one_line(e)}") from e
+        except psycopg.Error as e:
+            self._reconnect_if_broken()
+            raise StorageError(f"could not {doing}: {one_line(e)}") from e
+
+    def _reconnect_if_broken(self) -> None:
+        if not (self.conn.closed or self.conn.broken):
+            return
+        with contextlib.suppress(StorageError):  # still down: the next call tries again
+            self.conn = connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _scalar(self, sql: str) -> int:
+        with self._translated("read the event log"):
+            row = self.conn.execute(sql).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def last_seq(self) -> int:
+        return self._scalar("SELECT MAX(seq) FROM events")
+
+    def count(self) -> int:
+        return self._scalar("SELECT COUNT(*) FROM events")
+
+    def read(
+        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
+    ) -> Iterator[RecordedEvent]:
+        """Events in seq order, decoded; streamed in batches so memory stays flat."""
+        return decoded(self.read_raw(after_seq, stream_id=stream_id, upto_seq=upto_seq))
+
+    def read_raw(
+        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
+    ) -> Iterator[tuple]:
+        """Stored rows (seq, stream_id, version, type, data, recorded_at, hash), undecoded."""
+        for batch in self._batches(after_seq, stream_id=stream_id, upto_seq=upto_seq):
+            yield from batch
+
+    def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[tuple]]:
+        return self._batches(after_seq, with_hash=with_hash)
+
+    def open_reader(self) -> psycopg.Connection:
+        """A connection of its own for another thread's reads (`read_from`, the views')."""
+        return connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+
+    def read_from(
+        self,
+        conn: psycopg.Connection,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Like `read`, through a reader connection from `open_reader`."""
+        rows = self._batches(after_seq, stream_id=stream_id, upto_seq=upto_seq, conn=conn)
+        return decoded(row for batch in rows for row in batch)
+
+    def _batches(
+        self,
+        after_seq: int,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        with_hash: bool = True,
+        conn: psycopg.Connection | None = None,
+    ) -> Iterator[list[tuple]]:
+        """Keyset pages (seq > last seen): no cursor held open between pages, so a reader
+        never pins a transaction while the caller works; each page is one committed state,
+        and seq being commit order means no later page can gain an earlier seq."""
+        sql = f"SELECT {_COLUMNS}{', hash' if with_hash else ''} FROM events WHERE seq > %s"
+        params: list = []
+        if stream_id is not None:
+            sql += " AND stream_id = %s"
+            params.append(stream_id)
+        if upto_seq is not None:
+            sql += " AND seq <= %s"
+            params.append(upto_seq)
+        sql += f" ORDER BY seq LIMIT {BATCH_ROWS}"
+        last = after_seq
+        while True:
+            with self._translated("read the event log"):
+                rows = (conn or self.conn).execute(sql, [last, *params]).fetchall()
+            if not rows:
+                return
+            yield rows
+            if len(rows) < BATCH_ROWS:
+                return
+            last = rows[-1][0]
+
+    def idempotent_stream(self, tenant: str, key: str) -> str | None:
+        """The job one tenant's idempotency key names, if any (through the log's own index)."""
+        with self._translated("read the event log"):
+            row = self.conn.execute(
+                f"SELECT stream_id FROM events WHERE type = '{JobRequested.type}' "
+                "AND data->>'tenant' = %s AND data->>'idempotency_key' = %s",
+                [tenant, key],
+            ).fetchone()
+        return row[0] if row else None
+
+    def stream_ids(self) -> Iterator[str]:
+        """Every stream, in the order of its first event."""
+        last = 0
+        while True:
+            with self._translated("read the event log"):
+                rows = self.conn.execute(
+                    "SELECT seq, stream_id FROM events WHERE version = 1 AND seq > %s "
+                    f"ORDER BY seq LIMIT {BATCH_ROWS}",
+                    [last],
+                ).fetchall()
+            for _, stream_id in rows:
+                yield stream_id
+            if len(rows) < BATCH_ROWS:
+                return
+            last = rows[-1][0]
+
+    # -- integrity -------------------------------------------------------------------------
+
+    def first_bad_seq(
+        self, progress: Callable[[int], None] | None = None
+    ) -> tuple[int, str] | None:
+        """Walk the chain from the first event; return (seq, why) of the first break, or None."""
+        return first_break(self.read_raw(), progress)
+
+    def missing_guards(self) -> list[str]:
+        """Append-only triggers that are missing, or present but disabled (ALTER TABLE ...
+        DISABLE TRIGGER), which is the same as missing."""
+        with self._translated("read the event log's guards"):
+            have = {
+                name
+                for name, enabled in self.conn.execute(
+                    "SELECT tgname, tgenabled FROM pg_trigger "
+                    "WHERE tgrelid = 'events'::regclass AND NOT tgisinternal"
+                )
+                if enabled != "D"
+            }
+        return [name for name in GUARD_TRIGGERS if name not in have]
+
+    def guard_problems(self) -> list[str]:
+        """The triggers must refuse: probed in a transaction that is always rolled back."""
+        problems = []
+        probes = (
+            ("an UPDATE", "UPDATE events SET type = type WHERE seq = %s"),
+            ("a DELETE", "DELETE FROM events WHERE seq = %s"),
+            ("a TRUNCATE", "TRUNCATE events"),
+        )
+        try:
+            with self.conn.transaction(force_rollback=True):
+                self.conn.execute(self._lock_sql)  # the probe's seq must not race an append
+                probe = self.conn.execute(
+                    "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
+                    "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), "
+                    "'verify-probe', 1, 'probe', '{}', '', '') RETURNING seq"
+                ).fetchone()[0]
+                for verb, sql in probes:
+                    try:
+                        with self.conn.transaction():  # a savepoint: one refusal, not all
+                            self.conn.execute(sql, [probe] if "%s" in sql else None)
+                    except pg_errors.IntegrityConstraintViolation as e:
+                        if APPEND_ONLY_MESSAGE in str(e):
+                            continue
+                    problems.append(f"the database accepted {verb} on events")
+        except psycopg.Error as e:
+            problems.append(f"could not probe the guards: {one_line(e)}")
+        return problems

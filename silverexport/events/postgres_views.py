@@ -1,0 +1,315 @@
+"""The job views on PostgreSQL: the same `jobs` table and checkpoint as views.py keeps on
+SQLite, beside the log in the same database, and every SQL they run there.
+
+The fold, the columns and the row shapes are views.py's; only the SQL differs (placeholders,
+`= ANY` for lists, `data::text` so the request decodes from its exact stored text, the
+catalogue instead of PRAGMA). Writes happen in the append's transaction (as the log's
+projector) or under the log's append lock (catch-up, rebuild), so views never disagree with
+the log they sit beside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from typing import Any
+
+import psycopg
+
+from ..errors import StorageError
+from .postgres_log import PostgresEventLog
+from .types import JobRequested, RecordedEvent
+from .views import (
+    CATCH_UP_CHUNK,
+    CHECKPOINT_NAME,
+    CHECKPOINT_TABLE,
+    COLUMNS,
+    FIELDS,
+    JOBS_TABLE,
+    State,
+    _state_of,
+    fold,
+    is_job_event,
+)
+
+_ROWID = "created_seq"
+_NOT_NULL = {"job_id", "tenant", "status", "version", "last_seq"}
+_SQL_TYPES = {str: "TEXT", int: "BIGINT"}
+_QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
+_INSERT = f"INSERT INTO {JOBS_TABLE} ({_QUOTED}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+_CREATE_JOBS = (
+    f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
+    + ", ".join(
+        f'"{c}" {_SQL_TYPES[FIELDS[c]]}{" NOT NULL" if c in _NOT_NULL else ""}'
+        + (" PRIMARY KEY" if c == _ROWID else "")
+        for c in COLUMNS
+    )
+    + ")"
+)
+_CREATE_CHECKPOINT = (
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)"
+)
+_ACTIVE = "j.status IN ('queued', 'running')"
+_OVER = "j.status IN ('completed', 'failed', 'cancelled')"
+_CREATE_INDEXES = (
+    f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_seq)",
+    f"CREATE INDEX IF NOT EXISTS jobs_active ON {JOBS_TABLE} (status, created_seq) "
+    f"WHERE {_ACTIVE.replace('j.', '')}",
+    f"CREATE INDEX IF NOT EXISTS jobs_expiry ON {JOBS_TABLE} (expires_at) "
+    f"WHERE {_OVER.replace('j.', '')}",
+)
+_JOINED = ", ".join(f'j."{c}"' for c in COLUMNS)
+_SELECT = (
+    f"SELECT {_JOINED}, e.data::text, e.recorded_at "
+    f"FROM {JOBS_TABLE} AS j JOIN events AS e ON e.seq = j.created_seq "
+    f"AND e.stream_id = j.job_id AND e.version = 1 AND e.type = '{JobRequested.type}'"
+)
+_FIXED = frozenset({"job_id", "tenant", "dataset", "created_seq"})
+_UPSERT = f"{_INSERT} ON CONFLICT({_ROWID}) DO UPDATE SET " + ", ".join(
+    f'"{c}" = excluded."{c}"' for c in COLUMNS if c not in _FIXED
+)
+_SET_CHECKPOINT = (
+    f"INSERT INTO {CHECKPOINT_TABLE}(name, seq) VALUES (%s, %s) "
+    "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq"
+)
+_TRUNCATED = COLUMNS.index("truncated")
+
+
+def _row(state: State) -> tuple:
+    """The table's values of a state; the boolean `truncated` is stored as 0/1 as on SQLite."""
+    row = [state[c] for c in COLUMNS]
+    row[_TRUNCATED] = int(bool(row[_TRUNCATED]))
+    return tuple(row)
+
+
+class PostgresViewTables:
+    """The persisted projection on PostgreSQL; the same methods as views.ViewTables."""
+
+    def __init__(self, log: PostgresEventLog, *, create: bool = True):
+        """With `create=False` the tables are used as found (verify reports what is wrong)."""
+        self.log = log
+        if create and not self._schema_current():
+            with log.exclusive():
+                self.ensure_schema()
+
+    @property
+    def db(self) -> psycopg.Connection:
+        return self.log.conn
+
+    @contextmanager
+    def _reading(self, doing: str = "read the job views") -> Iterator[psycopg.Connection]:
+        """A transaction (a savepoint inside the caller's): a failed read rolls back alone."""
+        try:
+            with self.db.transaction():
+                yield self.db
+        except psycopg.Error as e:
+            raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
+
+    def _schema_current(self) -> bool:
+        with self._reading() as db:
+            have = [
+                (name, pk)
+                for name, pk in db.execute(
+                    "SELECT a.attname, COALESCE(i.indisprimary, false) FROM pg_attribute a "
+                    "LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary "
+                    "AND a.attnum = ANY(i.indkey) "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+                    "ORDER BY a.attnum",
+                    [JOBS_TABLE],
+                )
+            ]
+            indexes = {
+                r[0]
+                for r in db.execute(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = %s", [JOBS_TABLE]
+                )
+            }
+            checkpoint = db.execute("SELECT to_regclass(%s)", [CHECKPOINT_TABLE]).fetchone()[0]
+        shape = [(c, c == _ROWID) for c in COLUMNS]
+        wanted = {"jobs_tenant_created", "jobs_active", "jobs_expiry"}
+        return have == shape and checkpoint is not None and wanted <= indexes
+
+    def ensure_schema(self, *, indexes: bool = True) -> None:
+        """Create the tables; views of an older shape are dropped, to be caught up from seq 0."""
+        if not self._schema_current():
+            have = self.db.execute("SELECT to_regclass(%s)", [JOBS_TABLE]).fetchone()[0]
+            if have is not None:
+                self.drop()
+        self.db.execute(_CREATE_JOBS)
+        self.db.execute(_CREATE_CHECKPOINT)
+        if indexes:
+            for sql in _CREATE_INDEXES:
+                self.db.execute(sql)
+
+    def drop(self) -> None:
+        self.db.execute(f"DROP TABLE IF EXISTS {JOBS_TABLE}")
+        self.db.execute(f"DROP TABLE IF EXISTS {CHECKPOINT_TABLE}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def checkpoint(self, db: psycopg.Connection | None = None) -> int:
+        with self._reading() as conn:
+            row = (
+                (db or conn)
+                .execute(f"SELECT seq FROM {CHECKPOINT_TABLE} WHERE name = %s", [CHECKPOINT_NAME])
+                .fetchone()
+            )
+        return row[0] if row else 0
+
+    def load(self, job_id: str) -> State | None:
+        return self.load_many([job_id]).get(job_id)
+
+    def load_many(self, job_ids: list[str]) -> dict[str, State]:
+        with self._reading() as db:
+            return self._load_many(db, job_ids)
+
+    def load_all(self) -> dict[str, State]:
+        with self._reading() as db:
+            rows = db.execute(f"{_SELECT} ORDER BY j.created_seq").fetchall()
+        return {row[0]: _state_of(row) for row in rows}
+
+    def job_count(self) -> int:
+        with self._reading() as db:
+            return db.execute(f"SELECT COUNT(*) FROM {JOBS_TABLE}").fetchone()[0]
+
+    def active_snapshot(self) -> tuple[int, dict[str, State]]:
+        """(checkpoint, every queued or running job in creation order) as of one moment."""
+        with self.log.snapshot():
+            checkpoint = self.checkpoint()
+            with self._reading() as db:
+                rows = db.execute(f"{_SELECT} AND {_ACTIVE} ORDER BY j.created_seq").fetchall()
+        return checkpoint, {row[0]: _state_of(row) for row in rows}
+
+    def due_to_expire(self, now: str, limit: int = 500) -> list[State]:
+        """Finished jobs whose expires_at has come, soonest first."""
+        sql = f"{_SELECT} AND {_OVER} AND j.expires_at <= %s ORDER BY j.expires_at LIMIT %s"
+        with self._reading() as db:
+            return [_state_of(row) for row in db.execute(sql, [now, limit])]
+
+    @staticmethod
+    def read_state(db: psycopg.Connection, job_id: str) -> State | None:
+        """One job's persisted state, through any connection to the log's database."""
+        return PostgresViewTables._load_many(db, [job_id]).get(job_id)
+
+    @staticmethod
+    def status_counts(db: psycopg.Connection) -> dict[str, int]:
+        """Jobs per status (for /metrics); an unreachable database is a StorageError."""
+        try:
+            return dict(
+                db.execute(f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status").fetchall()
+            )
+        except psycopg.Error as e:
+            raise StorageError(f"could not count the jobs in the views: {e}") from e
+
+    @staticmethod
+    def last_seq(db: psycopg.Connection) -> int:
+        """The newest seq in the log beside these views, through any reader (0 when empty)."""
+        try:
+            return db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        except psycopg.Error as e:
+            raise StorageError(f"could not read the event log: {e}") from e
+
+    @staticmethod
+    def queued_ahead_of(db: psycopg.Connection, job_id: str) -> int:
+        """How many jobs (of any process) are queued and were created before this one."""
+        sql = (
+            f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j WHERE j.status = 'queued' "
+            "AND j.created_seq < (SELECT seq FROM events WHERE stream_id = %s AND version = 1)"
+        )
+        return db.execute(sql, [job_id]).fetchone()[0]
+
+    @staticmethod
+    def newest_states(
+        db: psycopg.Connection,
+        *,
+        equal: dict[str, Any],
+        before_seq: int | None = None,
+        limit: int,
+    ) -> list[State]:
+        """Up to `limit` jobs newest first with the column values in `equal`: a list page."""
+        unknown = set(equal) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"not columns of the jobs view: {sorted(unknown)}")
+        where = [f'j."{c}" = %s' for c in equal]
+        params = list(equal.values())
+        if before_seq is not None:
+            where.append("j.created_seq < %s")
+            params.append(before_seq)
+        sql = _SELECT + "".join(f" AND {w}" for w in where)
+        sql += " ORDER BY j.created_seq DESC LIMIT %s"
+        return [_state_of(row) for row in db.execute(sql, [*params, limit])]
+
+    @staticmethod
+    def _load_many(db: psycopg.Connection, job_ids: list[str]) -> dict[str, State]:
+        rows = db.execute(f"{_SELECT} AND e.stream_id = ANY(%s)", [job_ids]).fetchall()
+        return {row[0]: _state_of(row) for row in rows}
+
+    # -- the Projector protocol: called by the log inside the append's transaction ---------
+
+    def project(self, db: psycopg.Connection, recorded: list[RecordedEvent]) -> None:
+        if not recorded:
+            return
+        first = recorded[0].seq
+        checkpoint = self._checkpoint_in(db)
+        if checkpoint != first - 1:
+            # Someone appended without these views (or they were dropped): catch up first.
+            self._apply_all(db, self.log.read(checkpoint, upto_seq=first - 1))
+        self._apply(db, recorded)
+
+    @staticmethod
+    def _checkpoint_in(db: psycopg.Connection) -> int:
+        row = db.execute(
+            f"SELECT seq FROM {CHECKPOINT_TABLE} WHERE name = %s", [CHECKPOINT_NAME]
+        ).fetchone()
+        return row[0] if row else 0
+
+    def _apply_all(self, db: psycopg.Connection, records: Iterable[RecordedEvent]) -> int:
+        """Apply a stream of events in chunks, so that catching up on a long log stays small."""
+        records = iter(records)
+        count = 0
+        while chunk := list(islice(records, CATCH_UP_CHUNK)):
+            self._apply(db, chunk)
+            count += len(chunk)
+        return count
+
+    def _apply(self, db: psycopg.Connection, records: list[RecordedEvent]) -> None:
+        last_seq = records[-1].seq if records else None
+        # Other streams (webhooks, deliveries) are not jobs.
+        records = [rec for rec in records if is_job_event(rec.event.type)]
+        if not records:
+            if last_seq is not None:
+                db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
+            return
+        touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
+        for rec in records:
+            touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
+        with db.cursor() as cur:
+            cur.executemany(_UPSERT, [_row(s) for s in touched.values()])
+        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
+
+    def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
+        """Apply whatever the log holds after the checkpoint; return how many events."""
+        with self.log.exclusive() as db:
+            return self._apply_all(db, read(self._checkpoint_in(db)))
+
+    def replace_all(
+        self, states: dict[str, State], last_seq: int, *, in_transaction: bool = False
+    ) -> None:
+        """Swap in freshly folded states (rebuild): drop, recreate, fill, set the checkpoint.
+
+        Its own transaction under the append lock, unless the caller already holds one.
+        """
+        if not in_transaction:
+            with self.log.exclusive():
+                self.replace_all(states, last_seq, in_transaction=True)
+            return
+        self.drop()
+        self.db.execute(_CREATE_JOBS)
+        self.db.execute(_CREATE_CHECKPOINT)
+        with self.db.cursor() as cur, cur.copy(f"COPY {JOBS_TABLE} ({_QUOTED}) FROM STDIN") as copy:
+            for state in states.values():
+                copy.write_row(_row(state))
+        for sql in _CREATE_INDEXES:  # indexing once, after the rows, is faster than per row
+            self.db.execute(sql)
+        self.db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
