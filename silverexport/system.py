@@ -22,6 +22,7 @@ from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
 from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick
 from .actors.owners import OwnerLock
+from .actors.quiet_asks import quiet_client_errors
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
@@ -32,11 +33,14 @@ from .events.views import State, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
+from .validation import check_request
 from .webhooks import Resolver, WebhookService
 
 ASK_TIMEOUT = 60.0
 LIST_MAX = 500
 RECENT_VIEWS = 1024  # finished jobs' views kept in memory; older ones come from the views
+
+quiet_client_errors()  # a client's 4xx is not worth a pykka traceback in the log
 
 
 class ExportSystem:
@@ -262,6 +266,7 @@ class ExportSystem:
         digest: str | None = None,
     ) -> Submitted:
         """Like submit(), also saying whether a new job was created or an idempotent one found."""
+        check_request(request, max_records=self.settings.max_records)  # 400s skip the actor
         submitted = self._ask(Submit(request, tenant, idempotency_key, digest))
         return replace(submitted, job=self._positioned(submitted.job))
 

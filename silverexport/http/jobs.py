@@ -17,7 +17,7 @@ from ..validation import digest_of, request_from_body
 from .auth import TENANT
 from .bridge import run_blocking
 from .common import JSON, SYSTEM, job_id_of, json_response, query_params
-from .downloads import JobFileResponse
+from .downloads import JobFileResponse, refusal
 from .errors import HTTPError, body_too_large
 
 # Printable ASCII, no spaces at either end: a key is an opaque client token, not text.
@@ -68,6 +68,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     if path is None or view.sha256 is None or not path.is_file():
         # Another process expired it a moment ago (this one has not read that yet).
         raise GoneError(f"job {view.job_id} has expired and its file was deleted")
+    if (refused := refusal(request, path, view)) is not None:
+        raise refused
     return JobFileResponse(path, view)
 
 

@@ -50,7 +50,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "Unknown job (or another tenant's)",
         409: "Conflict with the job's state; the message says the status",
         410: "The job expired and its file was deleted",
+        412: "If-Match (or If-Unmodified-Since) did not match the file",
         413: "The request body is too large",
+        416: "The range is not satisfiable; Content-Range gives the file's size",
         429: "The tenant has as many jobs queued as it may; retry after Retry-After seconds",
         503: "The export system is busy or shutting down; retry",
     }
@@ -61,6 +63,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
             headers["WWW-Authenticate"] = {"required": True, "schema": {"type": "string"}}
         if status == 429:
             headers["Retry-After"] = {"required": True, "schema": {"type": "string"}}
+        if status == 416:
+            headers["Content-Range"] = {"required": True, "schema": {"type": "string"}}
         response = _json(reasons[status], _ref("Error"))
         if headers:
             response["headers"] = headers
@@ -388,14 +392,7 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
                         "content": file_content,
                     },
                     "304": {"description": "Not modified (If-None-Match matched the ETag)"},
-                    "412": {"description": "If-Match did not match the ETag"},
-                    "416": {
-                        "description": "The range is not satisfiable",
-                        "headers": {
-                            "Content-Range": {"required": True, "schema": {"type": "string"}}
-                        },
-                    },
-                    **_errors(401, 404, 409, 410, 503),
+                    **_errors(401, 404, 409, 410, 412, 416, 503),
                 },
             },
         },

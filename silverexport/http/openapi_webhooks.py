@@ -19,6 +19,20 @@ _EVENTS = {
     "uniqueItems": True,
 }
 _FIELDS = {"webhook_id": WEBHOOK_ID, "url": _URL, "events": _EVENTS, "created_at": TIME}
+_SECRET = {
+    "type": "string",
+    "pattern": "^whsec_",
+    "description": "Shown only here: the HMAC-SHA256 key of the "
+    "Silverexport-Signature header of every delivery",
+}
+# SPEC §9's order: the secret before created_at.
+_CREATED_FIELDS = {
+    "webhook_id": WEBHOOK_ID,
+    "url": _URL,
+    "events": _EVENTS,
+    "secret": _SECRET,
+    "created_at": TIME,
+}
 
 
 def webhook_schemas() -> dict[str, Any]:
@@ -40,17 +54,9 @@ def webhook_schemas() -> dict[str, Any]:
         },
         "WebhookCreated": {
             "type": "object",
-            "required": [*_FIELDS, "secret"],
+            "required": list(_CREATED_FIELDS),
             "additionalProperties": False,
-            "properties": {
-                **_FIELDS,
-                "secret": {
-                    "type": "string",
-                    "pattern": "^whsec_",
-                    "description": "Shown only here: the HMAC-SHA256 key of the "
-                    "Silverexport-Signature header of every delivery",
-                },
-            },
+            "properties": _CREATED_FIELDS,
         },
         "WebhookList": {
             "type": "object",

@@ -61,14 +61,11 @@ class Webhook:
     version: int = 1
 
     def to_document(self, *, with_secret: bool = False) -> dict:
-        document = {
-            "webhook_id": self.webhook_id,
-            "url": self.url,
-            "events": list(self.events),
-            "created_at": self.created_at,
-        }
+        """SPEC §9's field order: the secret (creation only) comes before created_at."""
+        document = {"webhook_id": self.webhook_id, "url": self.url, "events": list(self.events)}
         if with_secret:
             document["secret"] = self.secret
+        document["created_at"] = self.created_at
         return document
 
 

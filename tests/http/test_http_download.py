@@ -59,7 +59,7 @@ async def test_range_requests_are_honoured(client, system):
     resp = await client.get(view.download_url, headers={**ALICE, "Range": "bytes=-5"})
     assert resp.status == 206 and await resp.read() == whole[-5:]
     resp = await client.get(view.download_url, headers={**ALICE, "Range": f"bytes={len(whole)}-"})
-    assert resp.status == 416
+    await error_of(resp, 416)
 
 
 @pytest.mark.parametrize("header", ["bytes=0-1,5-6", "bytes=abc", "items=0-1"])
@@ -80,7 +80,7 @@ async def test_etag_is_the_sha256_for_conditional_requests(client, system):
     resp = await client.get(view.download_url, headers={**ALICE, "If-Match": tag})
     assert resp.status == 200
     resp = await client.get(view.download_url, headers={**ALICE, "If-Match": '"other"'})
-    assert resp.status == 412
+    await error_of(resp, 412)
 
 
 async def test_head_gives_the_headers_only(client, system):
@@ -170,12 +170,61 @@ async def test_if_range_with_the_current_strong_etag_allows_the_range(client, sy
 async def test_an_empty_suffix_range_is_unsatisfiable(client, system, header):
     view = await completed(client, system)
     resp = await client.get(view.download_url, headers={**ALICE, "Range": header})
-    assert resp.status == 416
+    error = await error_of(resp, 416)
+    assert error["code"] == "range_not_satisfiable" and str(view.bytes) in error["message"]
     assert resp.headers["Content-Range"] == f"bytes */{view.bytes}"
-    assert await resp.read() == b""
+    assert "Content-Disposition" not in resp.headers
 
 
 async def test_an_unsatisfiable_range_still_yields_to_a_failed_precondition(client, system):
     view = await completed(client, system)
     headers = {**ALICE, "Range": "bytes=-0", "If-Match": '"other"'}
-    assert (await client.get(view.download_url, headers=headers)).status == 412
+    assert (await error_of(await client.get(view.download_url, headers=headers), 412))["code"] == (
+        "precondition_failed"
+    )
+
+
+async def test_an_unsatisfiable_range_yields_to_not_modified(client, system):
+    view = await completed(client, system)
+    headers = {**ALICE, "Range": "bytes=-0", "If-None-Match": f'"{view.sha256}"'}
+    assert (await client.get(view.download_url, headers=headers)).status == 304
+
+
+async def test_a_start_past_the_end_is_a_json_416(client, system):
+    view = await completed(client, system)
+    resp = await client.get(view.download_url, headers={**ALICE, "Range": f"bytes={view.bytes}-"})
+    await error_of(resp, 416)
+    assert resp.headers["Content-Range"] == f"bytes */{view.bytes}"
+    assert "Content-Disposition" not in resp.headers
+    resp = await client.head(view.download_url, headers={**ALICE, "Range": "bytes=-0"})
+    assert resp.status == 416 and resp.headers["Content-Range"] == f"bytes */{view.bytes}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("If-Match", '"nope"'),
+        ("If-Match", 'W/"{sha}"'),
+        ("If-Unmodified-Since", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    ],
+)
+async def test_a_failed_precondition_is_a_json_412(client, system, header):
+    view = await completed(client, system)
+    name, value = header
+    resp = await client.get(
+        view.download_url, headers={**ALICE, name: value.format(sha=view.sha256)}
+    )
+    error = await error_of(resp, 412)
+    assert error["code"] == "precondition_failed"
+    assert "Content-Disposition" not in resp.headers
+
+
+@pytest.mark.parametrize("value", ["*", '"other", "{sha}"'])
+async def test_a_matching_if_match_sends_the_file(client, system, value):
+    view = await completed(client, system)
+    resp = await client.get(
+        view.download_url,
+        headers={**ALICE, "If-Match": value.format(sha=view.sha256), "Range": "bytes=0-1"},
+    )
+    assert resp.status == 206
+    assert await resp.read() == system.file_path(view).read_bytes()[:2]

@@ -23,6 +23,15 @@ def test_the_document_is_valid_openapi_3_1(system):
         jsonschema.Draft202012Validator.check_schema(schema)
 
 
+def test_download_refusals_are_documented_as_the_error_shape(system):
+    download = openapi_document(system.settings)["paths"]["/v1/export/jobs/{job_id}/download"]
+    responses = download["get"]["responses"]
+    for status in ("412", "416"):
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Error"}, status
+    assert responses["416"]["headers"]["Content-Range"]["required"] is True
+
+
 async def test_served_without_auth_and_equal_to_the_built_document(client, system):
     resp = await client.get("/v1/openapi.json")
     assert resp.status == 200 and resp.content_type == "application/json"
