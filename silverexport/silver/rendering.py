@@ -35,11 +35,6 @@ JSON_SPECIAL = ('"', "\\", *map(chr, range(0x20)))
 ESCAPE_MASK = "_escape_mask"
 JSON_PLAIN = 1 << 62  # above any column's bit, so `mask >= JSON_PLAIN` tests it and `>= 0`
 
-# GLOB patterns for "holds one of the characters" (GLOB stops at a NUL: a row with one takes
-# the -1 path before these matter). The JSON class is ", \ and the range U+0001 to U+001F.
-_CSV_GLOB = "'*[' || char(44, 34, 13, 10) || ']*'"
-_JSON_GLOB = "'*[' || char(34, 92, 1) || '-' || char(31) || ']*'"
-
 
 def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -49,32 +44,51 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _char(ch: str) -> str:
+    """One character as SQL: control characters as char(n), readable in the schema."""
+    return f"char({ord(ch)})" if ch < " " else _lit(ch)
+
+
 # -- the escape mask -------------------------------------------------------------------------
 
 
 def escape_mask_sql(ds: Dataset) -> str:
-    """The generated column's expression (see the module docstring), null-safe: a NULL
-    value never sets a bit, since `CASE WHEN NULL` takes the ELSE branch."""
-    slow, csv_bits, json_tests = [], [], []
-    for i, c in enumerate(ds.columns):
-        x = quote_name(c.name)
-        if c.kind is ColumnKind.TEXT:
-            slow.append(f"instr({x}, char(0))")
-            quote_when = f"{x} = '' OR {x} GLOB {_CSV_GLOB}"
-            json_tests.append(f"{x} GLOB {_JSON_GLOB}")
-        elif c.kind is ColumnKind.JSON_OBJECT:
-            slow.append(f"{x} <> json({x})")  # json() minifies and keeps numbers as written
-            quote_when = f"{x} GLOB {_CSV_GLOB}"
-        else:
-            continue  # integers, decimals, times, booleans, choices: never quoted or escaped
-        csv_bits.append(f"(CASE WHEN {quote_when} THEN {1 << i} ELSE 0 END)")
-    json_bit = (
-        f"(CASE WHEN {' OR '.join(json_tests)} THEN 0 ELSE {JSON_PLAIN} END)"
-        if json_tests
-        else str(JSON_PLAIN)
+    """The generated column's expression (see the module docstring).
+
+    It runs on every write, so it makes few function calls: most text needs no JSON escape,
+    which one json_quote() per column shows (json_quote escapes the quote, CR and LF too, so
+    such text needs CSV quotes only for a comma or for being empty). Null-safe: a NULL value
+    never sets a bit (`CASE WHEN NULL` takes the ELSE branch).
+    """
+    texts = [(i, quote_name(c.name)) for i, c in enumerate(ds.columns) if c.kind is ColumnKind.TEXT]
+    jsons = [
+        (i, quote_name(c.name))
+        for i, c in enumerate(ds.columns)
+        if c.kind is ColumnKind.JSON_OBJECT
+    ]
+
+    def bits(columns: list[tuple[int, str]], chars: tuple[str, ...], empty: bool) -> list[str]:
+        out = []
+        for i, x in columns:
+            tests = [f"{x} = ''"] if empty else []
+            tests += [f"instr({x}, {_char(ch)})" for ch in chars]
+            out.append(f"(CASE WHEN {' OR '.join(tests)} THEN {1 << i} ELSE 0 END)")
+        return out
+
+    json_bits = bits(jsons, CSV_SPECIAL, empty=False)
+    plain = " AND ".join(f"""ifnull(json_quote({x}) = '"' || {x} || '"', 1)""" for _, x in texts)
+    when_plain = " | ".join([str(JSON_PLAIN), *bits(texts, (",",), True), *json_bits])
+    otherwise = " | ".join(["0", *bits(texts, CSV_SPECIAL, True), *json_bits])
+    nul = " OR ".join(f"instr({x}, char(0))" for _, x in texts)
+    # json() minifies and keeps numbers as written: text that differs is not compact JSON.
+    loose = " OR ".join(f"{x} <> json({x})" for _, x in jsons)
+    return (
+        "CASE "
+        + (f"WHEN {loose} THEN -1 " if loose else "")
+        + f"WHEN {plain or 1} THEN {when_plain} "
+        + (f"WHEN {nul} THEN -1 " if nul else "")
+        + f"ELSE {otherwise} END"
     )
-    fast = " | ".join([*csv_bits, json_bit])
-    return f"CASE WHEN {' OR '.join(slow)} THEN -1 ELSE {fast} END" if slow else fast
 
 
 # -- SQL that renders one line per row -------------------------------------------------------
@@ -114,7 +128,7 @@ def _csv_slow(c: Column) -> str:
         if c.kind is ColumnKind.JSON_OBJECT:
             x = f"json({x})"
         # instr, not GLOB: GLOB stops at a NUL character and would miss a comma after it.
-        needs = " OR ".join([f"{x} = ''", *(f"instr({x}, {_lit(ch)})" for ch in CSV_SPECIAL)])
+        needs = " OR ".join([f"{x} = ''", *(f"instr({x}, {_char(ch)})" for ch in CSV_SPECIAL)])
         expr = f"CASE WHEN {needs} THEN {_quoted(x)} ELSE {x} END"
     else:
         expr = _csv_fast(c, None)[1]
