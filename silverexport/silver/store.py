@@ -27,8 +27,8 @@ WALLET_DATASET = "token_transfers"
 WALLET_COLUMNS = ("from_address", "to_address")
 
 # Stores made before the escape mask was a generated column kept a hint that ingest wrote
-# (and that went stale when another program changed a row): opening one rebuilds its tables.
-LEGACY_HINT = "_csv_quote"
+# (`_csv_quote`, which went stale when another program changed a row): opening one rebuilds
+# its tables, as it does a table whose mask is computed by another expression than today's.
 
 
 def schema_sql(ds: Dataset) -> list[str]:
@@ -64,12 +64,14 @@ def schema_sql(ds: Dataset) -> list[str]:
 
 
 def create_or_upgrade(db: Any, ds: Dataset) -> None:
-    """Create `ds`'s table and indexes, first rebuilding a table of the legacy layout (its
-    rows copied; the hint column dropped; the mask computed anew). Runs inside the caller's
-    write transaction, so an upgrade happens whole or not at all."""
+    """Create `ds`'s table and indexes, first rebuilding a table of an older layout (its rows
+    copied; the mask computed anew). Runs inside the caller's write transaction, so an
+    upgrade happens whole or not at all."""
     t = quote_name(ds.name)
-    columns = {row[1] for row in db.execute(f"PRAGMA table_xinfo({t})")}
-    if LEGACY_HINT in columns:
+    found = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [ds.name]
+    ).fetchone()
+    if found is not None and escape_mask_sql(ds) not in found[0]:
         old = quote_name(ds.name + "_legacy")
         names = ", ".join(quote_name(n) for n in ds.column_names)
         db.execute(f"ALTER TABLE {t} RENAME TO {old}")
