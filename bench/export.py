@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from transfers import START_MS, STEP_MS, transfer_rows  # noqa: E402
 
 from silverexport.silver.catalog import get_dataset  # noqa: E402
-from silverexport.silver.store import CSV_QUOTE, JSON_PLAIN, SilverStore  # noqa: E402
+from silverexport.silver.store import SilverStore  # noqa: E402
 from silverexport.silver.writers import Filters, export_to_file  # noqa: E402
 from silverexport.timeutil import normalize_time  # noqa: E402
 
@@ -42,8 +42,8 @@ def build(rows: int) -> Path:
     work.mkdir(exist_ok=True)
     path = work / f"silver-{rows}.db"
     if path.exists():
-        with SilverStore(path) as store:
-            if store.count(DATASET) == rows and _current_hints(store):
+        with SilverStore(path) as store:  # opening brings an older layout up to date
+            if store.count(DATASET) == rows:
                 return path
         path.unlink()
     print(f"building {rows:,} rows in {path} (cached for later runs) ...", flush=True)
@@ -52,13 +52,6 @@ def build(rows: int) -> Path:
         store.ingest(DATASET, transfer_rows(rows))
     print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
     return path
-
-
-def _current_hints(store: SilverStore) -> bool:
-    """Whether the rows carry today's render hints (stores built before JSON_PLAIN lack it,
-    which is correct but sends every JSONL line down the slow path)."""
-    sql = f"SELECT EXISTS (SELECT 1 FROM {DATASET} WHERE {CSV_QUOTE} >= ?)"
-    return bool(store.db.execute(sql, [JSON_PLAIN]).fetchone()[0])
 
 
 def plain_sql(where: str) -> str:

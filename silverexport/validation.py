@@ -10,10 +10,11 @@ import orjson
 
 from .errors import ValidationError, quoted
 from .model import Compression, ExportFormat, ExportRequest
+from .silver.catalog import KEY_MAX_LENGTH
 from .timeutil import format_time, parse_canonical, parse_rfc3339
 
 BODY_FIELDS = ("dataset", "format", "target_id", "network", "from", "to", "limit", "compression")
-MAX_TEXT_FILTER = 1024
+MAX_TEXT_FILTER = KEY_MAX_LENGTH  # ingest holds target_id and network to the same length
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,17 @@ class ColumnKind(StrEnum):
         return self in (ColumnKind.TEXT, ColumnKind.JSON_OBJECT)
 
 
+# target_id and network: what a filter can select (SPEC §2), so ingest holds rows to it too.
+KEY_MAX_LENGTH = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
     kind: ColumnKind
     nullable: bool = False
     choices: tuple[str, ...] = ()
+    max_length: int | None = None  # text of 1 to max_length characters (a filter key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class Dataset:
 def _cols(spec: str) -> tuple[Column, ...]:
     """Parse `name:kind[?]` words: a compact table that reads like SPEC §2 (`?` = nullable)."""
     kinds = {
+        "key": ColumnKind.TEXT,  # with KEY_MAX_LENGTH
         "int": ColumnKind.INTEGER,
         "dec": ColumnKind.DECIMAL,
         "time": ColumnKind.TIME,
@@ -72,11 +78,12 @@ def _cols(spec: str) -> tuple[Column, ...]:
         if kind.startswith("choice="):
             columns.append(Column(name, ColumnKind.CHOICE, nullable, tuple(kind[7:].split("|"))))
         else:
-            columns.append(Column(name, kinds[kind], nullable))
+            bound = KEY_MAX_LENGTH if kind == "key" else None
+            columns.append(Column(name, kinds[kind], nullable, max_length=bound))
     return tuple(columns)
 
 
-_HEAD = "id:int target_id:text network:text"
+_HEAD = "id:int target_id:key network:key"
 
 DATASETS: dict[str, Dataset] = {
     d.name: d

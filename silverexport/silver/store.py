@@ -13,7 +13,9 @@ from typing import Any
 from .. import sqlite as sq
 from ..errors import StorageError, ValidationError
 from ..timeutil import normalize_time
+from . import exactjson
 from .catalog import DATASETS, Column, ColumnKind, Dataset, get_dataset
+from .rendering import ESCAPE_MASK, escape_mask_sql, quote_name
 
 DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", re.ASCII)
 INT64 = (-(2**63), 2**63 - 1)
@@ -24,21 +26,9 @@ PROGRESS_EVERY = 10_000  # lines between progress callbacks
 WALLET_DATASET = "token_transfers"
 WALLET_COLUMNS = ("from_address", "to_address")
 
-# Render hints kept with each row (rows never change after ingest, so they cannot go stale),
-# in one integer column named for its first use: bit i is set when column i is text that CSV
-# must quote, and bit JSON_PLAIN when no text in the row needs a JSON escape (so JSONL can
-# print it between quotes as it is). -1 means "work it out in SQL", for rows with a NUL in
-# their text (SQLite's printf() would cut the string there) or rows written by anything
-# else. The writers use the hints to build most lines with one printf().
-CSV_QUOTE = "_csv_quote"
-JSON_PLAIN = 1 << 62  # above any column's bit, so `hint >= JSON_PLAIN` tests it and `>= 0`
-_SPECIAL = re.compile(r'[,"\\\x00-\x1f]')  # anything CSV quotes or JSON escapes
-_CSV_SPECIAL = re.compile('[,"\r\n]')
-_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f]')  # what json.dumps(ensure_ascii=False) escapes
-
-
-def quote_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+# Stores made before the escape mask was a generated column kept a hint that ingest wrote
+# (`_csv_quote`, which went stale when another program changed a row): opening one rebuilds
+# its tables, as it does a table whose mask is computed by another expression than today's.
 
 
 def schema_sql(ds: Dataset) -> list[str]:
@@ -54,7 +44,8 @@ def schema_sql(ds: Dataset) -> list[str]:
         elif c.kind is ColumnKind.CHOICE:
             d += f" CHECK ({quote_name(c.name)} IN ({', '.join(repr(v) for v in c.choices)}))"
         defs.append(d)
-    defs.append(f"{CSV_QUOTE} INTEGER NOT NULL DEFAULT -1")
+    # Computed by SQLite on every INSERT and UPDATE, by whatever program: never stale.
+    defs.append(f"{ESCAPE_MASK} INTEGER GENERATED ALWAYS AS ({escape_mask_sql(ds)}) STORED")
     t, time = quote_name(ds.name), quote_name(ds.time_column)
     stmts = [
         f"CREATE TABLE IF NOT EXISTS {t} ({', '.join(defs)}) STRICT",
@@ -70,6 +61,31 @@ def schema_sql(ds: Dataset) -> list[str]:
                 f"CREATE INDEX IF NOT EXISTS {name} ON {t} (lower({quote_name(col)}), {time})"
             )
     return stmts
+
+
+def create_or_upgrade(db: Any, ds: Dataset) -> None:
+    """Create `ds`'s table and indexes, first rebuilding a table of an older layout (its rows
+    copied; the mask computed anew). Runs inside the caller's write transaction, so an
+    upgrade happens whole or not at all."""
+    t = quote_name(ds.name)
+    found = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [ds.name]
+    ).fetchone()
+    if found is not None and escape_mask_sql(ds) not in found[0]:
+        old = quote_name(ds.name + "_legacy")
+        names = ", ".join(quote_name(n) for n in ds.column_names)
+        db.execute(f"ALTER TABLE {t} RENAME TO {old}")
+        for (index,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            [ds.name + "_legacy"],
+        ).fetchall():
+            db.execute(f"DROP INDEX {quote_name(index)}")
+        db.execute(schema_sql(ds)[0])
+        db.execute(f"INSERT INTO {t} ({names}) SELECT {names} FROM {old}")
+        db.execute(f"DROP TABLE {old}")
+    for stmt in schema_sql(ds):
+        db.execute(stmt)
 
 
 # -- validation: one function per column kind, each returning the stored value ---------------
@@ -94,14 +110,14 @@ def _integer(value: Any) -> int:
         raise ValueError(f"expected a JSON integer, got {_json_type(value)}")
     if not INT64[0] <= value <= INT64[1]:
         raise ValueError(f"{value} does not fit in a signed 64-bit integer")
-    return value
+    return int(value)  # a plain int, also for -0
 
 
 def _decimal(value: Any) -> str:
     if isinstance(value, bool):
         raise ValueError("expected a decimal string or JSON integer, got a boolean")
     if isinstance(value, int):
-        return str(value)
+        return str(value)  # the integer's text: exactly as sent, -0 included (exactjson.py)
     if isinstance(value, float):
         raise ValueError(
             f"{value!r} is a JSON float, which has already lost exactness; "
@@ -137,7 +153,7 @@ def _json_object(value: Any) -> str:
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object, got {_json_type(value)}")
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = exactjson.dumps_compact(value)  # numbers as written, never through a float
     except (ValueError, TypeError, RecursionError) as e:
         raise ValueError(f"not storable as JSON ({e})") from None
     _check_utf8(text)
@@ -154,6 +170,27 @@ def _choice(column: Column) -> Callable[[Any], str]:
     return check
 
 
+def _bounded_text(column: Column) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _text(value)
+        if not 1 <= len(text) <= column.max_length:
+            raise ValueError(
+                f"must be 1 to {column.max_length} characters long, not {len(text)}, "
+                "so that a filter can select it"
+            )
+        return text
+
+    return check
+
+
+def _check_for(column: Column) -> Callable[[Any], Any]:
+    if column.choices:
+        return _choice(column)
+    if column.max_length is not None:
+        return _bounded_text(column)
+    return _CHECKS[column.kind]
+
+
 _CHECKS: dict[ColumnKind, Callable[[Any], Any]] = {
     ColumnKind.INTEGER: _integer,
     ColumnKind.DECIMAL: _decimal,
@@ -165,9 +202,21 @@ _CHECKS: dict[ColumnKind, Callable[[Any], Any]] = {
 
 
 def _json_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
-    names |= {dict: "an object", list: "an array", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):  # isinstance: parsed numbers are subclasses (exactjson)
+            return name
+    return type(value).__name__
+
+
+_JSON_TYPES = (
+    (bool, "a boolean"),  # before int: a bool is an int to isinstance
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (dict, "an object"),
+    (list, "an array"),
+    (type(None), "null"),
+)
 
 
 def _show(value: Any, width: int = 60) -> str:
@@ -180,17 +229,12 @@ def _show(value: Any, width: int = 60) -> str:
 
 
 class RowChecker:
-    """Turns one ingested object into a tuple in column order (then its render hint), or says
-    what is wrong."""
+    """Turns one ingested object into a tuple in column order, or says what is wrong."""
 
     def __init__(self, ds: Dataset):
         self.ds = ds
         self.names = frozenset(ds.column_names)
-        self.checks = [
-            (c.name, c.nullable or c.name == "id", _choice(c) if c.choices else _CHECKS[c.kind])
-            for c in ds.columns
-        ]
-        self.text_positions = [i for i, c in enumerate(ds.columns) if c.kind is ColumnKind.TEXT]
+        self.checks = [(c.name, c.nullable or c.name == "id", _check_for(c)) for c in ds.columns]
 
     def __call__(self, line: int, row: Any) -> tuple[Any, ...]:
         if not isinstance(row, dict):
@@ -219,36 +263,14 @@ class RowChecker:
                 values.append(check(value))
             except ValueError as e:
                 raise ValidationError(f'line {line}, column "{name}": {e}', field=name) from None
-        values.append(self.render_hint(values))
         return tuple(values)
-
-    def render_hint(self, values: list[Any]) -> int:
-        hint = JSON_PLAIN
-        for i in self.text_positions:
-            text = values[i]
-            if text is None or not _SPECIAL.search(text):
-                continue  # the common case: nothing to quote or escape
-            if "\x00" in text:
-                return -1
-            if _CSV_SPECIAL.search(text):
-                hint |= 1 << i
-            if _JSON_SPECIAL.search(text):
-                hint &= ~JSON_PLAIN
-        return hint
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def parse_json_lines(
     lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None
 ) -> Iterator[tuple[int, Any]]:
-    """(line number, value) for every non-blank line; bad JSON names its line.
-
-    The stdlib parser, not orjson: orjson turns integers beyond 64 bits into floats, which
-    would silently change a huge decimal sent as a JSON integer.
-    """
+    """(line number, value) for every non-blank line; bad JSON names its line. Numbers keep
+    the text they were sent with (see exactjson.py)."""
     consumed = 0
     for number, raw in enumerate(lines, 1):
         consumed += len(raw)
@@ -258,7 +280,7 @@ def parse_json_lines(
             continue
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            value = json.loads(text, parse_constant=_reject_constant)
+            value = exactjson.loads(text)
         except UnicodeDecodeError as e:
             raise ValidationError(f"line {number}: not UTF-8 ({e.reason})", field="line") from None
         except (ValueError, RecursionError) as e:
@@ -278,8 +300,7 @@ class SilverStore:
         self._lock = threading.Lock()
         with sq.immediate(self.db):
             for ds in DATASETS.values():
-                for stmt in schema_sql(ds):
-                    self.db.execute(stmt)
+                create_or_upgrade(self.db, ds)
 
     def close(self) -> None:
         self.db.close()
@@ -307,8 +328,8 @@ class SilverStore:
     def _ingest(self, dataset: str, numbered: Iterable[tuple[int, Any]]) -> int:
         ds = get_dataset(dataset)
         check = RowChecker(ds)
-        cols = ", ".join([*(quote_name(n) for n in ds.column_names), CSV_QUOTE])
-        marks = ", ".join("?" * (len(ds.columns) + 1))
+        cols = ", ".join(quote_name(n) for n in ds.column_names)
+        marks = ", ".join("?" * len(ds.columns))
         sql = f"INSERT INTO {quote_name(ds.name)} ({cols}) VALUES ({marks})"
         state = {"line": 0, "rows": 0, "id": None}
 

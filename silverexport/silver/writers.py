@@ -1,17 +1,15 @@
 """JSONL and CSV exports, formatted by SQLite itself and streamed to a hashed file.
 
-SQLite builds each row's finished line (by SQL generated from the catalog) and joins a
-batch of them into one value, so Python only hashes and writes bytes, once per batch. That
-is what makes the export run at about the sqlite3 CLI's speed; tests/silver prove the bytes
-equal what Python's `csv.writer` and `json.dumps(..., ensure_ascii=False,
-separators=(",", ":"))` would write.
+SQLite builds each row's finished line (by the SQL of rendering.py) and joins a batch of them
+into one value, so Python only hashes and writes bytes, once per batch. That is what makes the
+export run at about the sqlite3 CLI's speed; tests/silver prove the bytes equal what the
+rules of SPEC §3 give, checked with Python's `csv` and `json` modules.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import queue
 import re
@@ -26,14 +24,14 @@ from typing import Any, BinaryIO
 from .. import sqlite as sq
 from ..errors import SilverExportError, StorageError, ValidationError
 from ..model import Compression, ExportFormat
-from .catalog import Column, ColumnKind, Dataset, get_dataset
-from .store import CSV_QUOTE, JSON_PLAIN, WALLET_COLUMNS, WALLET_DATASET, quote_name
+from .catalog import Dataset, get_dataset
+from .rendering import header, line_sql, quote_name
+from .store import WALLET_COLUMNS, WALLET_DATASET
 
 GZIP_LEVEL = 6
 SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
-CR, LF = "\r", "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,114 +56,6 @@ class ExportCancelled(SilverExportError):
     """The export stopped because `should_stop()` said so; the caller removes the file."""
 
     code = "cancelled"
-
-
-# -- SQL that renders one line per row -------------------------------------------------------
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quoted(x: str) -> str:
-    return f"""'"' || replace({x}, '"', '""') || '"'"""
-
-
-def _printf(template: str, args: list[str]) -> str:
-    return f"printf({_lit(template)}, {', '.join(args)})"
-
-
-def _int_spec(c: Column, null: str) -> tuple[str, str]:
-    """%d for a NOT NULL integer: faster than %s, which first converts the value to text."""
-    x = quote_name(c.name)
-    return ("%s", f"ifnull({x}, {null})") if c.nullable else ("%d", x)
-
-
-def _csv_fast(c: Column, position: int | None) -> tuple[str, str]:
-    """A printf() spec and argument; with a `position`, the row's CSV_QUOTE bit for it says
-    whether to quote (only text ever needs it; rows whose hint has no CSV bit pass None)."""
-    x = quote_name(c.name)
-    if c.kind is ColumnKind.INTEGER:
-        return _int_spec(c, "''")
-    if c.kind is ColumnKind.TEXT and position is not None:
-        return "%s", f"CASE WHEN {CSV_QUOTE} & {1 << position} THEN {_quoted(x)} ELSE {x} END"
-    if c.kind is ColumnKind.BOOLEAN:
-        return "%s", f"CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"
-    if c.kind is ColumnKind.JSON_OBJECT:
-        # Compact JSON never holds CR, LF or NUL (json.dumps escapes them), and any comma in
-        # it sits in or between strings: a quote character is the one sign it needs quoting.
-        return "%s", f"""CASE WHEN instr({x}, '"') THEN {_quoted(x)} ELSE {x} END"""
-    return "%s", x  # decimals, times, choices, unquoted text; printf renders NULL as ''
-
-
-def _csv_slow(c: Column) -> str:
-    """A NUL-safe field expression that decides quoting itself, as csv.writer does."""
-    x = quote_name(c.name)
-    if c.kind is ColumnKind.TEXT:
-        # instr, not GLOB: GLOB stops at a NUL character and would miss a comma after it.
-        needs = " OR ".join(f"instr({x}, {_lit(ch)})" for ch in (",", '"', CR, LF))
-        expr = f"CASE WHEN {needs} THEN {_quoted(x)} ELSE {x} END"
-    else:
-        expr = _csv_fast(c, None)[1]
-    return f"ifnull({expr}, '')" if c.nullable else expr
-
-
-def _json_fast(c: Column) -> tuple[str, str]:
-    """A printf() spec and argument for a row whose text needs no JSON escape (JSON_PLAIN)."""
-    x = quote_name(c.name)
-    if c.kind is ColumnKind.INTEGER:
-        return _int_spec(c, "'null'")
-    if c.kind is ColumnKind.BOOLEAN:
-        return "%s", f"CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' ELSE 'null' END"
-    if c.kind is ColumnKind.JSON_OBJECT:
-        return "%s", f"ifnull({x}, 'null')" if c.nullable else x  # compact JSON, as ingested
-    # Text of every other kind: validated decimals, times and choices never need escaping.
-    return ("%s", f"""ifnull('"' || {x} || '"', 'null')""") if c.nullable else ('"%s"', x)
-
-
-def _json_slow(c: Column) -> str:
-    x = quote_name(c.name)
-    if c.kind is ColumnKind.BOOLEAN:
-        return f"json(CASE {x} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
-    if c.kind is ColumnKind.JSON_OBJECT:
-        # json() returns compact input text unchanged (numbers and escapes kept as written);
-        # the byte-level property test holds SQLite to that.
-        return f"json({x})"
-    return x  # json_object() escapes text exactly like json.dumps(ensure_ascii=False)
-
-
-def line_sql(ds: Dataset, fmt: ExportFormat) -> str:
-    """A SQL expression giving the finished, terminated line for one row of `ds`.
-
-    Most lines are one printf() call guided by the row's render hint (see store.py): much
-    faster than json_object() or a chain of || with instr() tests, which only rows with a NUL
-    in their text (and, for JSONL, rows with text to escape) take.
-    """
-    if fmt is ExportFormat.CSV:
-        specs, args = zip(*(_csv_fast(c, None) for c in ds.columns), strict=True)
-        template = ",".join(specs) + CR + LF
-        plain = _printf(template, list(args))
-        quoting = _printf(template, [_csv_fast(c, i)[1] for i, c in enumerate(ds.columns)])
-        slow = " || ',' || ".join(_csv_slow(c) for c in ds.columns) + f" || {_lit(CR + LF)}"
-        return (
-            f"CASE WHEN {CSV_QUOTE} IN (0, {JSON_PLAIN}) THEN {plain} "  # no CSV bit set
-            f"WHEN {CSV_QUOTE} >= 0 THEN {quoting} ELSE {slow} END"
-        )
-    # The keys are constant text in the template (a literal % doubled for printf).
-    key = {c.name: json.dumps(c.name, ensure_ascii=False).replace("%", "%%") for c in ds.columns}
-    specs, args = zip(*(_json_fast(c) for c in ds.columns), strict=True)
-    fields = (f"{key[c.name]}:{spec}" for c, spec in zip(ds.columns, specs, strict=True))
-    template = "{" + ",".join(fields) + "}" + LF
-    plain = _printf(template, list(args))
-    pairs = ", ".join(f"{_lit(c.name)}, {_json_slow(c)}" for c in ds.columns)
-    return (
-        f"CASE WHEN {CSV_QUOTE} >= {JSON_PLAIN} THEN {plain} "
-        f"ELSE json_object({pairs}) || {_lit(LF)} END"
-    )
-
-
-def header(ds: Dataset, fmt: ExportFormat) -> bytes:
-    return (",".join(ds.column_names) + CR + LF).encode() if fmt is ExportFormat.CSV else b""
 
 
 def _where(ds: Dataset, filters: Filters, after: bool) -> tuple[str, dict[str, Any]]:

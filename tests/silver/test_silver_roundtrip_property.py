@@ -1,11 +1,13 @@
-"""Hypothesis: any rows, ingested as JSON Lines and exported, read back equal, and the bytes
-equal what Python's csv.writer and json.dumps write for the same values."""
+"""Hypothesis: any rows, ingested as JSON Lines or written with plain SQL, export to the bytes
+that SPEC §3 prescribes (json.dumps for JSONL; csv.writer's quoting for CSV, with null as an
+empty unquoted field and "" quoted), and read back equal."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -65,6 +67,8 @@ KINDS = {
 
 def column_values(c: Column) -> st.SearchStrategy[Any]:
     base = st.sampled_from(c.choices) if c.kind is ColumnKind.CHOICE else KINDS[c.kind]
+    if c.max_length is not None:
+        base = base.filter(lambda text: 1 <= len(text) <= c.max_length)
     return st.none() | base if c.nullable else base
 
 
@@ -97,38 +101,100 @@ def csv_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def csv_field(value: Any) -> str:
+    """csv.writer's minimal quoting, except (SPEC §3) null is an empty unquoted field and an
+    empty string is quoted: csv.writer itself writes both as nothing."""
+    if value is None:
+        return ""
+    if value == "":
+        return '""'
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n").writerow([csv_text(value)])  # CR, LF: quoted
+    return buffer.getvalue().removesuffix("\r\n")
+
+
+def stored(ds: Dataset, row: dict[str, Any]) -> list[Any]:
+    """A row as another program would write it with SQL: the values SPEC §2 stores."""
+    values = []
+    for c in ds.columns:
+        v = row[c.name]
+        if v is not None and c.kind is ColumnKind.JSON_OBJECT:
+            v = json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+        values.append(int(v) if isinstance(v, bool) else v)
+    return values
+
+
+def write_with_sql(store: SilverStore, ds: Dataset, rows: list[dict[str, Any]], update: bool):
+    """INSERT `rows` (or UPDATE the rows of the same ids to them) through a plain sqlite3
+    connection, as a program that knows nothing of silverexport would."""
+    names = ds.column_names
+    if update:
+        sets = ", ".join(f"{n} = ?" for n in names[1:])
+        sql, order = f"UPDATE {ds.name} SET {sets} WHERE id = ?", [*names[1:], "id"]
+    else:
+        marks = ", ".join("?" * len(names))
+        sql, order = f"INSERT INTO {ds.name} ({', '.join(names)}) VALUES ({marks})", names
+    with sqlite3.connect(store.path) as conn:
+        for row in rows:
+            values = dict(zip(names, stored(ds, row), strict=True))
+            conn.execute(sql, [values[n] for n in order])
+    conn.close()
+
+
+def exports(store: SilverStore, ds: Dataset) -> tuple[bytes, bytes]:
+    out = store.path.parent
+    for fmt in ("jsonl", "csv"):
+        export_to_file(store.path, ds.name, fmt, out / fmt, limit=100, batch_size=5)
+    return (out / "jsonl").read_bytes(), (out / "csv").read_bytes()
+
+
 def run_round_trip(store: SilverStore, ds: Dataset, rows: list[dict[str, Any]]) -> None:
     """Replace the dataset's rows with `rows` (ids restart at 1), export both ways, compare."""
     want = expected(ds, rows)
     store.db.execute(f"DELETE FROM {ds.name}")
     store.ingest_jsonl(ds.name, [json.dumps(r).encode() + b"\n" for r in rows])
-    out = store.path.parent
-    for fmt in ("jsonl", "csv"):
-        result = export_to_file(store.path, ds.name, fmt, out / fmt, limit=100, batch_size=5)
-        assert result.rows == len(rows)
-    jsonl_bytes = (out / "jsonl").read_bytes()
-    csv_bytes = (out / "csv").read_bytes()
+    check_bytes(ds, want, *exports(store, ds))
 
+
+def run_sql_round_trip(store: SilverStore, ds: Dataset, rows: list[dict[str, Any]]) -> None:
+    """The same rows written with plain SQL, by INSERT and by UPDATE of other rows, export
+    to the same bytes as when ingested."""
+    want = expected(ds, rows)
+    store.db.execute(f"DELETE FROM {ds.name}")
+    store.ingest_jsonl(ds.name, [json.dumps(r).encode() + b"\n" for r in rows])
+    ingested = exports(store, ds)
+
+    store.db.execute(f"DELETE FROM {ds.name}")
+    write_with_sql(store, ds, want, update=False)
+    assert exports(store, ds) == ingested
+
+    # Other rows first (the same ones, reversed, so that each id holds other values),
+    # ingested; then every row UPDATEd with SQL to the wanted values.
+    store.db.execute(f"DELETE FROM {ds.name}")
+    store.ingest_jsonl(ds.name, [json.dumps(r).encode() + b"\n" for r in reversed(rows)])
+    write_with_sql(store, ds, want, update=True)
+    assert exports(store, ds) == ingested
+
+
+def check_bytes(ds: Dataset, want: list[dict[str, Any]], jsonl_bytes: bytes, csv_bytes: bytes):
     # JSONL: the stdlib writes the same bytes, and reads back the same values.
     compact = {"ensure_ascii": False, "separators": (",", ":")}
     assert jsonl_bytes == "".join(json.dumps(r, **compact) + "\n" for r in want).encode()
     assert [json.loads(line) for line in jsonl_bytes.decode().split("\n")[:-1]] == want
 
-    # CSV: csv.writer's bytes (QUOTE_MINIMAL, CRLF), and csv.DictReader gets every value back.
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(ds.column_names)
-    writer.writerows([[csv_text(r[name]) for name in ds.column_names] for r in want])
-    assert csv_bytes == buffer.getvalue().encode()
+    # CSV: minimal quoting, CRLF, null unquoted and "" quoted; csv.DictReader gets every
+    # value back (null and "" both as "": the bytes above are what tell them apart).
+    lines = [",".join(ds.column_names)]
+    lines += [",".join(csv_field(r[name]) for name in ds.column_names) for r in want]
+    assert csv_bytes == "".join(line + "\r\n" for line in lines).encode()
     back = list(csv.DictReader(io.StringIO(csv_bytes.decode(), newline="")))
     assert back == [{k: csv_text(v) for k, v in r.items()} for r in want]
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
-def test_any_rows_round_trip_byte_exact(name: str):
+def property_check(name: str, run: Any, examples: int) -> None:
+    """Run `run(store, ds, rows)` on generated rows, in one store per dataset (creating one
+    costs more than an example)."""
     ds = DATASETS[name]
-    examples = 60 if name in ("token_transfers", "decoded_events", "hl_fills") else 25
-    # One store per dataset, not per example: creating one costs more than the example.
     with tempfile.TemporaryDirectory() as tmp, SilverStore(Path(tmp) / "silver.db") as store:
 
         @settings(
@@ -138,9 +204,20 @@ def test_any_rows_round_trip_byte_exact(name: str):
         )
         @given(rows_of(ds))
         def check(rows: list[dict[str, Any]]) -> None:
-            run_round_trip(store, ds, rows)
+            run(store, ds, rows)
 
         check()
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_any_rows_round_trip_byte_exact(name: str):
+    examples = 60 if name in ("token_transfers", "decoded_events", "hl_fills") else 25
+    property_check(name, run_round_trip, examples)
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_rows_written_with_sql_export_as_if_ingested(name: str):
+    property_check(name, run_sql_round_trip, 20)
 
 
 def test_the_nul_and_plain_paths_agree(store: SilverStore):

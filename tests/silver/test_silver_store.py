@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
 
 from silverexport.errors import ValidationError
 from silverexport.silver.store import SilverStore
+from silverexport.silver.writers import export_to_file
 
 GOOD = {"amount": "2"}
 
@@ -103,7 +106,7 @@ def test_decoded_fields_must_be_an_object(seeded, event, fields, why):
     ("raw", "why"),
     [
         (b'{"a": NaN}', "NaN is not a JSON number"),
-        (b'{"a": 1e999}', "not storable as JSON"),
+        (b'{"a": -Infinity}', "-Infinity is not a JSON number"),
         (b'{"a": "\\udc00"}', "lone surrogate"),
     ],
 )
@@ -213,6 +216,80 @@ def test_decoded_fields_are_stored_as_compact_json(store, event):
     store.ingest("decoded_events", [event(decoded_fields={"b": [1, 2.5], "a": "é"})])
     stored = store.db.execute("SELECT decoded_fields FROM decoded_events").fetchone()[0]
     assert stored == '{"b":[1,2.5],"a":"é"}'
+
+
+def ingest_raw(store: SilverStore, dataset: str, row: dict, **raw_json: str) -> None:
+    """Ingest one JSON line: `row`, with the keys of `raw_json` holding raw JSON text."""
+    line = json.dumps({k: v for k, v in row.items() if k not in raw_json})[:-1]
+    line += "".join(f", {json.dumps(k)}: {v}" for k, v in raw_json.items()) + "}"
+    store.ingest_jsonl(dataset, [line.encode()])
+
+
+EXACT_NUMBERS = [
+    "0.1",
+    "1E+2",
+    "123456789012345678901234567890.123456789",
+    "1e-400",
+    "1e400",
+    "-0",
+    "-0.0",
+    "1.50",
+    "2.5e-3",
+    "123456789012345678901234567890",
+]
+
+
+def test_numbers_in_decoded_fields_are_kept_as_written(store, event, tmp_path):
+    fields = "{" + ", ".join(f'"n{i}": {n}' for i, n in enumerate(EXACT_NUMBERS))
+    fields += ', "list": [' + ", ".join(EXACT_NUMBERS) + '], "deep": {"x": [{"y": 1E+2}]}}'
+    ingest_raw(store, "decoded_events", event(), decoded_fields=fields)
+    compact = "{" + ",".join(f'"n{i}":{n}' for i, n in enumerate(EXACT_NUMBERS))
+    compact += ',"list":[' + ",".join(EXACT_NUMBERS) + '],"deep":{"x":[{"y":1E+2}]}}'
+    stored = store.db.execute("SELECT decoded_fields FROM decoded_events").fetchone()[0]
+    assert stored == compact
+
+    for fmt in ("jsonl", "csv"):
+        export_to_file(store.path, "decoded_events", fmt, tmp_path / fmt, limit=10)
+    line = (tmp_path / "jsonl").read_text("utf-8")
+    assert line.endswith(',"decoded_fields":' + compact + "}\n")
+    assert json.loads(line)["decoded_fields"]["n0"] == 0.1  # valid JSON, whatever the reader
+    back = list(csv.DictReader(io.StringIO((tmp_path / "csv").read_text("utf-8"), newline="")))
+    assert back[0]["decoded_fields"] == compact
+
+
+@pytest.mark.parametrize("given", ["-0", "0", "-7", "123456789012345678901234567890123"])
+def test_a_json_integer_decimal_keeps_its_text(store, transfer, tmp_path, given):
+    ingest_raw(store, "token_transfers", transfer(), amount=given)
+    assert store.db.execute("SELECT amount FROM token_transfers").fetchone()[0] == given
+    export_to_file(store.path, "token_transfers", "jsonl", tmp_path / "o", limit=10)
+    assert json.loads((tmp_path / "o").read_text("utf-8"))["amount"] == given
+
+
+def test_negative_zero_is_still_zero_elsewhere(store, transfer):
+    ingest_raw(store, "token_transfers", transfer(), block_number="-0", block_time="-0")
+    stored = store.db.execute("SELECT block_number, block_time FROM token_transfers").fetchone()
+    assert stored == (0, "1970-01-01T00:00:00.000Z")
+    line = json.dumps(transfer()).replace('"1.5"', "-0.0").encode()
+    message = rejected(store, "token_transfers", [line])
+    assert message.startswith('line 1, column "amount": -0.0 is a JSON float')
+
+
+@pytest.mark.parametrize("column", ["target_id", "network"])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("", "must be 1 to 1024 characters long, not 0"), ("x" * 1025, "not 1025")],
+)
+def test_keys_a_filter_cannot_select_are_refused(seeded, transfer, column, value, why):
+    message = rejected(seeded, "token_transfers", lines(transfer(), transfer(**{column: value})))
+    assert message.startswith(f'line 2, column "{column}": ') and why in message
+
+
+@pytest.mark.parametrize("column", ["target_id", "network"])
+def test_keys_of_1_to_1024_characters_are_accepted(store, transfer, column):
+    values = ["x", "x" * 1024, "\U0001f600" * 1024]  # characters, not bytes
+    assert store.ingest("token_transfers", [transfer(**{column: v}) for v in values]) == 3
+    stored = [r[0] for r in store.db.execute(f"SELECT {column} FROM token_transfers")]
+    assert stored == values
 
 
 def test_progress_reports_bytes_read(store, transfer):

@@ -130,6 +130,30 @@ def test_csv_has_header_crlf_and_nulls_as_empty(store, transfer, tmp_path):
     assert end == b"" and row.endswith(b",1.5,")  # amount, then direction null
 
 
+def test_csv_tells_null_from_the_empty_string(store, transfer, tmp_path):
+    """SPEC §3, as PostgreSQL's COPY CSV: null is an empty unquoted field, "" is quoted."""
+    store.ingest(
+        "token_transfers",
+        [
+            transfer(id=1, token_symbol=None, tx_hash="", from_address=""),
+            transfer(id=2, token_symbol="", tx_hash="h", to_address="a\x00b"),  # NUL: SQL path
+        ],
+    )
+    _, path = export(store, tmp_path, fmt="csv")
+    lines = path.read_bytes().split(b"\r\n")
+    assert lines[1] == (
+        b'1,t1,ethereum,100,2024-01-01T00:00:00.000Z,"",0,0xtoken,,"",0x' + b"b" * 40 + b",1.5,in"
+    )
+    assert lines[2].split(b",")[8] == b'""'  # token_symbol "" (not null)
+    back = csv_rows(path.read_bytes())
+    assert [(r["token_symbol"], r["tx_hash"], r["from_address"]) for r in back] == [
+        ("", "", ""),
+        ("", "h", "0x" + "a" * 40),
+    ]
+    _, path = export(store, tmp_path, fmt="jsonl")
+    assert [(r["token_symbol"], r["tx_hash"]) for r in jsonl(path)] == [(None, ""), ("", "h")]
+
+
 def store_columns():
     from silverexport.silver.catalog import get_dataset
 
