@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from ..errors import StorageError
 from .catalog import Column, ColumnKind, Dataset, get_dataset
 from .parquet import DecimalShape, HashingFile, write_parquet
+from .rendering import ESCAPE_MASK
 from .store import quote_name
 from .writers import ExportCancelled, ExportResult, Filters
 
@@ -77,6 +78,10 @@ def rows_sql(ds: Dataset, where: str) -> str:
     parts = []
     for c in ds.columns:
         x = quote_name(c.name)
+        if c.kind is ColumnKind.JSON_OBJECT:
+            # Text another program wrote with SQL may not be compact (its escape mask is -1):
+            # json() makes it so, keeping numbers as written, as the other formats do.
+            x = f"CASE WHEN {ESCAPE_MASK} = -1 THEN json({x}) ELSE {x} END AS {x}"
         parts.append(f"ifnull({x}, '') AS {x}, {x} IS NULL" if c.nullable else x)
     return _ordered(ds, ", ".join(parts), where)
 

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from silverexport.silver.catalog import ColumnKind, get_dataset
@@ -133,6 +134,8 @@ def test_decoded_fields_written_with_sql_are_exported_compact(store, event, tmp_
     json.loads(line)
     _, back = exported(store, "decoded_events", tmp_path)
     assert back[0]["decoded_fields"] == compact
+    export_to_file(store.path, "decoded_events", "parquet", tmp_path / "o.parquet", limit=10)
+    assert pq.read_table(tmp_path / "o.parquet")["decoded_fields"].to_pylist() == [compact]
 
 
 def test_the_escape_mask_is_computed_by_sqlite_and_cannot_be_written(store, transfer):
