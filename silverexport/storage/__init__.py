@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -46,6 +45,8 @@ async def stream_range(
     storage: ExportStorage, key: str, start: int = 0, length: int | None = None
 ) -> AsyncIterator[bytes]:
     """`storage.read` for the event loop: every blocking call runs in the default executor."""
+    import asyncio  # here: commands that never serve do not import it
+
     loop = asyncio.get_running_loop()
     chunks = await loop.run_in_executor(None, storage.read, key, start, length)
     done = object()
