@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cli_export.py
 	$(BIN)/python bench/parquet.py
 	$(BIN)/python bench/eventlog_pg.py
+	$(BIN)/python bench/storage.py
 
 soak: $(STAMP) $(SYSTEM)
 	SILVEREXPORT_SOAK=1 $(BIN)/python -m pytest -q tests/reliability

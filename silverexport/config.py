@@ -41,6 +41,8 @@ class Settings:
     webhook_max_concurrent: int = 16  # deliveries in flight at once, per process
     webhook_allow_hosts: str = ""  # host names, addresses and CIDR blocks exempt from SSRF refusal
     log_format: str = "text"  # or "json": one JSON object per log line (SPEC §10)
+    storage_url: str = ""  # "": file:// + data_dir/exports (SPEC §8)
+    s3_endpoint_url: str = ""  # "": AWS's own
 
     @property
     def total_slots(self) -> int:
@@ -119,6 +121,20 @@ class Settings:
             )
         if self.event_log_url:
             check_postgres_url("SILVEREXPORT_EVENT_LOG_URL", self.event_log_url)
+        self.open_storage(check_url_only=True)
+
+    def open_storage(self, check_url_only: bool = False):
+        """The export-file store SILVEREXPORT_STORAGE_URL names (ValidationError if bad)."""
+        from .storage import StorageUrlError, open_storage
+        from .storage.url import parse
+
+        try:
+            if check_url_only:
+                parse(self.storage_url, self.data_dir)
+                return None
+            return open_storage(self.storage_url, self.data_dir, self.s3_endpoint_url)
+        except StorageUrlError as e:
+            raise ValidationError(str(e)) from None
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")

@@ -11,6 +11,7 @@ import pykka
 import pytest
 
 from silverexport import ExportSystem
+from tests.s3_server import s3_bucket, s3_server  # noqa: F401 (SeaweedFS fixtures)
 
 # The suite's own size knobs (see tests/reliability): read by tests, never by the project.
 SUITE_KNOBS = frozenset(

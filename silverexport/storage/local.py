@@ -1,0 +1,183 @@
+"""Export files in a directory: the data dir's exports/, or one every node mounts (NFS).
+
+A write goes to `<key>.attempt<n>.part` in the same directory, is fsynced, renamed over the
+final name and the directory fsynced, so a crash leaves either the whole file or a partial
+that the sweep removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .port import READ_CHUNK_BYTES, Partial, StorageError
+
+_PARTIAL = re.compile(r"^(?P<key>.+)\.attempt(?P<attempt>\d+)\.part$")
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalWriter:
+    def __init__(self, directory: Path, key: str, attempt: int):
+        self.key = key
+        self.final = directory / key
+        self.part = directory / f"{key}.attempt{attempt}.part"
+        self._file: BinaryIO | None = open(self.part, "wb")  # noqa: SIM115 (closed in commit/abort)
+
+    def write(self, data: bytes) -> int:
+        if self._file is None:
+            raise StorageError(f"writer for {self.key} is already closed")
+        return self._file.write(data)
+
+    def commit(self) -> None:
+        f = self._file
+        if f is None:
+            raise StorageError(f"writer for {self.key} is already closed")
+        self._file = None
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            os.replace(self.part, self.final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                f.close()
+            _unlink(self.part)
+            raise
+        try:
+            fsync_dir(self.final.parent)
+        except OSError:
+            # the rename might not survive a crash: not published after all
+            _unlink(self.final)
+            raise
+
+    def abort(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()
+            _unlink(self.part)
+
+    def __enter__(self) -> LocalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # a later sweep retries
+
+
+class LocalStorage:
+    """The `file://` adapter."""
+
+    def __init__(self, directory: Path, *, read_chunk_bytes: int = READ_CHUNK_BYTES):
+        self.directory = Path(directory)
+        self.url = self.directory.absolute().as_uri()
+        self.read_chunk_bytes = read_chunk_bytes
+
+    def path(self, key: str) -> Path:
+        """Where a committed file lies (local only: for sendfile and for tests)."""
+        return self.directory / _checked(key)
+
+    def open_writer(self, key: str, attempt: int = 1) -> LocalWriter:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return LocalWriter(self.directory, _checked(key), attempt)
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        f = open(self.path(key), "rb")  # noqa: SIM115 (closed by the generator)
+        return self._chunks(f, start, length)
+
+    def _chunks(self, f: BinaryIO, start: int, length: int | None) -> Iterator[bytes]:
+        with f:
+            f.seek(start)
+            left = length
+            while left is None or left > 0:
+                want = self.read_chunk_bytes if left is None else min(left, self.read_chunk_bytes)
+                chunk = f.read(want)
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+
+    def delete(self, key: str) -> bool:
+        try:
+            self.path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def list(self, prefix: str = "") -> list[str]:
+        return sorted(
+            name
+            for name in self._names()
+            if name.startswith(prefix) and not _PARTIAL.match(name) and not name.startswith(".")
+        )
+
+    def list_partials(self, prefix: str = "") -> list[Partial]:
+        found = []
+        for name in self._names():
+            m = _PARTIAL.match(name)
+            if m and m["key"].startswith(prefix):
+                try:
+                    started = (self.directory / name).stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                found.append(Partial(m["key"], name, started))
+        return sorted(found, key=lambda p: p.ref)
+
+    def drop_partial(self, partial: Partial) -> None:
+        if not _PARTIAL.match(partial.ref) or "/" in partial.ref:
+            raise StorageError(f"not a partial of this store: {partial.ref!r}")
+        if not _unlink(self.directory / partial.ref):
+            raise StorageError(f"could not remove {partial.ref} (a later sweep retries)")
+
+    def _names(self) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(self.directory) if e.is_file()]
+        except FileNotFoundError:
+            return []
+
+    def check(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            probe = self.directory / f".probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise StorageError(f"cannot write export files in {self.directory}: {e}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def _checked(key: str) -> str:
+    """Keys are plain file names: no directory parts, nothing that climbs out."""
+    if not key or "/" in key or "\\" in key or key in (".", "..") or "\0" in key:
+        raise StorageError(f"not a valid export file key: {key!r}")
+    return key
