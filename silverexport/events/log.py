@@ -10,7 +10,7 @@ messages — lives here once, so the same events give byte-identical hashes ever
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -18,12 +18,16 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from ..errors import ConcurrencyError, IntegrityError
-from .types import EVENT_TYPES, Event, RecordedEvent, decode, encode_data
+from .types import EVENT_TYPES, WEBHOOK_EVENT_TYPES, Event, RecordedEvent, decode, encode_data
 
 GENESIS_HASH = "0" * 64
 APPEND_ONLY_MESSAGE = "events are append-only"
 COLUMNS = ("seq", "stream_id", "version", "type", "data", "recorded_at", "hash")
 Row = tuple  # (seq, stream_id, version, type, data, recorded_at, hash) as stored
+# Webhook and delivery events are few beside job events: a partial index on each backend
+# holds only them, so reading them (`read(types=SPARSE_TYPES)`) skips the job events.
+SPARSE_TYPES = frozenset(cls.type for cls in WEBHOOK_EVENT_TYPES)
+SPARSE_INDEX = "events_webhooks"
 
 
 def chain_hash(
@@ -89,12 +93,28 @@ class EventLog(Protocol):
     def count(self) -> int: ...
 
     def read(
-        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
-    ) -> Iterator[RecordedEvent]: ...
+        self,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        types: Collection[str] | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Events after `after_seq` in seq order; `types` keeps only events of those types
+        (through the partial index when they are `SPARSE_TYPES`)."""
+        ...
 
     def read_raw(
-        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
-    ) -> Iterator[Row]: ...
+        self,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        """Stored rows as `read` selects them, undecoded; at most `limit` of them."""
+        ...
 
     def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[Row]]:
         """Stored rows in lists of a few thousand: the fast path for replaying a whole log."""
@@ -102,6 +122,10 @@ class EventLog(Protocol):
 
     def stream_ids(self) -> Iterator[str]:
         """Every stream, in the order of its first event."""
+        ...
+
+    def stream_exists(self, stream_id: str) -> bool:
+        """Whether the stream has an event (one indexed lookup)."""
         ...
 
     def idempotent_stream(self, tenant: str, key: str) -> str | None:
@@ -147,6 +171,21 @@ class EventLog(Protocol):
 
 
 # -- shared by the adapters ------------------------------------------------------------------
+
+
+def types_clause(types: Collection[str]) -> str:
+    """`type IN (...)` with the names as literals, sorted: the same text for the same set, so
+    a query repeats the partial index's condition word for word (SQLite needs that to use
+    it), and a name that is not one of the log's types is refused, never spliced into SQL."""
+    unknown = set(types) - set(EVENT_TYPES)
+    if unknown or not types:
+        raise ValueError(f"not event types of the log: {sorted(unknown) or 'none given'}")
+    return "type IN (" + ", ".join(f"'{t}'" for t in sorted(set(types))) + ")"
+
+
+SPARSE_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {SPARSE_INDEX} ON events (seq) WHERE {types_clause(SPARSE_TYPES)}"
+)
 
 
 def chain_appends(

@@ -15,7 +15,7 @@ refused row IntegrityError, anything else (connection lost, server gone) Storage
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
@@ -25,7 +25,16 @@ from psycopg import errors as pg_errors
 from ..config import redact_url
 from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
-from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
+from .log import (
+    APPEND_ONLY_MESSAGE,
+    SPARSE_INDEX_SQL,
+    Append,
+    Projector,
+    chain_appends,
+    decoded,
+    first_break,
+    types_clause,
+)
 from .postgres_conn import LOCK_TIMEOUT_MS, connect, one_line
 from .types import Event, JobRequested, RecordedEvent
 
@@ -128,6 +137,7 @@ class PostgresEventLog:
                 for statement in _SCHEMA:
                     self.conn.execute(statement)
                 self.conn.execute(_IDEMPOTENCY)
+                self.conn.execute(SPARSE_INDEX_SQL)
         except pg_errors.UniqueViolation:
             raise IntegrityError(
                 f"{self.location}: two requests of one tenant share an idempotency key "
@@ -235,16 +245,32 @@ class PostgresEventLog:
         return self._scalar("SELECT COUNT(*) FROM events")
 
     def read(
-        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
+        self,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        types: Collection[str] | None = None,
     ) -> Iterator[RecordedEvent]:
         """Events in seq order, decoded; streamed in batches so memory stays flat."""
-        return decoded(self.read_raw(after_seq, stream_id=stream_id, upto_seq=upto_seq))
+        return decoded(
+            self.read_raw(after_seq, stream_id=stream_id, upto_seq=upto_seq, types=types)
+        )
 
     def read_raw(
-        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
+        self,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> Iterator[tuple]:
         """Stored rows (seq, stream_id, version, type, data, recorded_at, hash), undecoded."""
-        for batch in self._batches(after_seq, stream_id=stream_id, upto_seq=upto_seq):
+        batches = self._batches(
+            after_seq, stream_id=stream_id, upto_seq=upto_seq, types=types, limit=limit
+        )
+        for batch in batches:
             yield from batch
 
     def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[tuple]]:
@@ -274,10 +300,13 @@ class PostgresEventLog:
         upto_seq: int | None = None,
         with_hash: bool = True,
         conn: psycopg.Connection | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> Iterator[list[tuple]]:
         """Keyset pages (seq > last seen): no cursor held open between pages, so a reader
         never pins a transaction while the caller works; each page is one committed state,
-        and seq being commit order means no later page can gain an earlier seq."""
+        and seq being commit order means no later page can gain an earlier seq. `types`
+        reads through the partial index for the webhooks' types; `limit` bounds the rows."""
         sql = f"SELECT {_COLUMNS}{', hash' if with_hash else ''} FROM events WHERE seq > %s"
         params: list = []
         if stream_id is not None:
@@ -286,17 +315,23 @@ class PostgresEventLog:
         if upto_seq is not None:
             sql += " AND seq <= %s"
             params.append(upto_seq)
-        sql += f" ORDER BY seq LIMIT {BATCH_ROWS}"
+        if types is not None:
+            sql += f" AND {types_clause(types)}"
+        sql += " ORDER BY seq LIMIT %s"
         last = after_seq
-        while True:
+        left = limit
+        while left is None or left > 0:
+            page = BATCH_ROWS if left is None else min(left, BATCH_ROWS)
             with self._translated("read the event log"):
-                rows = (conn or self.conn).execute(sql, [last, *params]).fetchall()
+                rows = (conn or self.conn).execute(sql, [last, *params, page]).fetchall()
             if not rows:
                 return
             yield rows
-            if len(rows) < BATCH_ROWS:
+            if len(rows) < page:
                 return
             last = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
 
     def idempotent_stream(self, tenant: str, key: str) -> str | None:
         """The job one tenant's idempotency key names, if any (through the log's own index)."""
@@ -307,6 +342,13 @@ class PostgresEventLog:
                 [tenant, key],
             ).fetchone()
         return row[0] if row else None
+
+    def stream_exists(self, stream_id: str) -> bool:
+        with self._translated("read the event log"):
+            row = self.conn.execute(
+                "SELECT 1 FROM events WHERE stream_id = %s AND version = 1", [stream_id]
+            ).fetchone()
+        return row is not None
 
     def stream_ids(self) -> Iterator[str]:
         """Every stream, in the order of its first event."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -12,7 +12,16 @@ import sqlite_utils
 from .. import sqlite
 from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
-from .log import APPEND_ONLY_MESSAGE, Append, Projector, chain_appends, decoded, first_break
+from .log import (
+    APPEND_ONLY_MESSAGE,
+    SPARSE_INDEX_SQL,
+    Append,
+    Projector,
+    chain_appends,
+    decoded,
+    first_break,
+    types_clause,
+)
 from .types import Event, JobRequested, RecordedEvent
 
 REBUILD_CACHE_KIB = -64 * 1024  # negative: KiB, as PRAGMA cache_size takes it
@@ -86,6 +95,7 @@ class SqliteEventLog:
             try:
                 self.db.executescript(_SCHEMA)
                 self.db.execute(_IDEMPOTENCY_INDEX)
+                self.db.execute(SPARSE_INDEX_SQL)
             except sqlite3.OperationalError as e:
                 self.db.close()
                 raise StorageError(f"could not open the event log {self.path}: {e}") from e
@@ -187,16 +197,31 @@ class SqliteEventLog:
         return row[0] or 0
 
     def read(
-        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
+        self,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        types: Collection[str] | None = None,
     ) -> Iterator[RecordedEvent]:
         """Events in seq order, decoded; streamed in batches so memory stays flat."""
-        return self.read_from(self.db, after_seq, stream_id=stream_id, upto_seq=upto_seq)
+        return decoded(
+            iter_rows(self.db, after_seq, stream_id=stream_id, upto_seq=upto_seq, types=types)
+        )
 
     def read_raw(
-        self, after_seq: int = 0, *, stream_id: str | None = None, upto_seq: int | None = None
+        self,
+        after_seq: int = 0,
+        *,
+        stream_id: str | None = None,
+        upto_seq: int | None = None,
+        types: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> Iterator[tuple]:
         """Stored rows (seq, stream_id, version, type, data, recorded_at, hash), undecoded."""
-        return iter_rows(self.db, after_seq, stream_id=stream_id, upto_seq=upto_seq)
+        return iter_rows(
+            self.db, after_seq, stream_id=stream_id, upto_seq=upto_seq, types=types, limit=limit
+        )
 
     def read_batches(self, after_seq: int = 0, *, with_hash: bool = True) -> Iterator[list[tuple]]:
         """Stored rows in lists of a few thousand (see `iter_batches`)."""
@@ -232,6 +257,12 @@ class SqliteEventLog:
         while rows := cursor.fetchmany(2000):
             for (stream_id,) in rows:
                 yield stream_id
+
+    def stream_exists(self, stream_id: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM events WHERE stream_id = ? AND version = 1", [stream_id]
+        ).fetchone()
+        return row is not None
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
@@ -290,9 +321,14 @@ def iter_rows(
     *,
     stream_id: str | None = None,
     upto_seq: int | None = None,
+    types: Collection[str] | None = None,
+    limit: int | None = None,
 ) -> Iterator[tuple]:
     """Stored event rows in seq order, fetched in batches so memory stays flat."""
-    for batch in iter_batches(db, after_seq, stream_id=stream_id, upto_seq=upto_seq):
+    batches = iter_batches(
+        db, after_seq, stream_id=stream_id, upto_seq=upto_seq, types=types, limit=limit
+    )
+    for batch in batches:
         yield from batch
 
 
@@ -304,10 +340,13 @@ def iter_batches(
     upto_seq: int | None = None,
     batch_size: int = 2000,
     with_hash: bool = True,
+    types: Collection[str] | None = None,
+    limit: int | None = None,
 ) -> Iterator[list[tuple]]:
     """Lists of stored rows in seq order: the fast path for replaying a whole log.
 
     Rows are (seq, stream_id, version, type, data, recorded_at[, hash]); replay needs no hash.
+    `types` keeps only those types, through the partial index for the webhooks' types.
     """
     sql = f"SELECT seq, stream_id, version, type, data, recorded_at{', hash' if with_hash else ''}"
     sql += " FROM events WHERE seq > ?"
@@ -318,6 +357,12 @@ def iter_batches(
     if upto_seq is not None:
         sql += " AND seq <= ?"
         params.append(upto_seq)
-    cursor = db.conn.execute(sql + " ORDER BY seq", params)
+    if types is not None:
+        sql += f" AND {types_clause(types)}"
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    cursor = db.conn.execute(sql, params)
     while rows := cursor.fetchmany(batch_size):
         yield rows

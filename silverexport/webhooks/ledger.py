@@ -22,7 +22,6 @@ from pathlib import Path
 
 import orjson
 
-from .. import sqlite
 from ..config import Settings
 from ..errors import ConcurrencyError, SilverExportError
 from ..events.types import (
@@ -93,7 +92,7 @@ class DeliveryLedger:
 
     def load(self) -> None:
         """Replay the webhook streams, then resume job events where this data dir left off."""
-        with sqlite.snapshot(self.store.db):
+        with self.store.snapshot():
             last = self.store.last_seq()
             for row in self.store.webhook_rows(last):
                 self._apply(row)

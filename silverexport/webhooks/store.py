@@ -1,26 +1,27 @@
 """The webhooks' side of the event log: appends, and the reads that find their streams fast.
 
-Webhook and delivery events are few beside job events; a partial index holds only them, so
-listing webhooks and rebuilding the pending deliveries at start read those rows and no others.
-Used from one thread only (the service's), on a connection of its own.
+It holds the log the settings name (SQLite file or PostgreSQL database) through the event-log
+port, on a connection of its own; the backends' SQL stays in their adapters. Webhook and
+delivery events are few beside job events; each backend keeps a partial index of only them,
+so listing webhooks and rebuilding the pending deliveries at start read those rows and no
+others. Used from one thread only (the service's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 from ..config import Settings
 from ..errors import NotFoundError
-from ..events.sqlite_log import SqliteEventLog
-from ..events.types import WEBHOOK_EVENT_TYPES, Event, RecordedEvent, decode
-from ..events.views import State, ViewTables, fresh_states
+from ..events.backends import open_event_log, open_views
+from ..events.log import SPARSE_TYPES
+from ..events.types import Event, RecordedEvent, decode
+from ..events.views import State, fresh_states
 
 Row = tuple[int, str, int, str, str, str]  # seq, stream_id, version, type, data, recorded_at
-WEBHOOK_TYPES = frozenset(cls.type for cls in WEBHOOK_EVENT_TYPES)
-_IN_TYPES = "type IN (" + ", ".join(f"'{t}'" for t in sorted(WEBHOOK_TYPES)) + ")"
-# The query must repeat the index's condition word for word for SQLite to use the index.
-_INDEX = f"CREATE INDEX IF NOT EXISTS events_webhooks ON events (seq) WHERE {_IN_TYPES}"
-_COLUMNS = "seq, stream_id, version, type, data, recorded_at"
+WEBHOOK_TYPES = SPARSE_TYPES
 BATCH = 1000
 
 
@@ -29,14 +30,19 @@ class WebhookLog:
     step as every append does, so `verify` finds the views current after webhook events."""
 
     def __init__(self, settings: Settings):
-        # Its reads are SQLite's SQL: webhooks run on the SQLite log (not yet on PostgreSQL).
-        self.log = SqliteEventLog(settings.events_path)
-        self.log.projector = ViewTables(self.log.db)
-        self.db = self.log.db
-        self.db.execute(_INDEX)
+        self.log = open_event_log(settings)
+        try:
+            self.log.projector = open_views(self.log)
+        except BaseException:
+            self.log.close()
+            raise
 
     def close(self) -> None:
         self.log.close()
+
+    def snapshot(self) -> AbstractContextManager[Any]:
+        """Reads inside see one state of the log, whoever appends meanwhile."""
+        return self.log.snapshot()
 
     def last_seq(self) -> int:
         return self.log.last_seq()
@@ -46,32 +52,18 @@ class WebhookLog:
 
     def webhook_rows(self, upto_seq: int) -> Iterator[Row]:
         """Every webhook and delivery event up to `upto_seq`, in order, through the index."""
-        after = 0
-        while True:
-            rows = self.db.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE {_IN_TYPES} AND seq > ? AND seq <= ? "
-                "ORDER BY seq LIMIT ?",
-                [after, upto_seq, BATCH],
-            ).fetchall()
-            yield from rows
-            if len(rows) < BATCH:
-                return
-            after = rows[-1][0]
+        for row in self.log.read_raw(0, upto_seq=upto_seq, types=WEBHOOK_TYPES):
+            yield row[:6]
 
     def rows_after(self, seq: int, limit: int = BATCH) -> list[Row]:
         """The next events of the whole log, fetched whole: appends may follow at once."""
-        return self.db.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
-        ).fetchall()
+        return [row[:6] for row in self.log.read_raw(seq, limit=limit)]
 
     def stream(self, stream_id: str) -> list[RecordedEvent]:
         return list(self.log.read(stream_id=stream_id))
 
     def stream_exists(self, stream_id: str) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM events WHERE stream_id = ? AND version = 1", [stream_id]
-        ).fetchone()
-        return row is not None
+        return self.log.stream_exists(stream_id)
 
     def job_at(self, job_id: str, seq: int) -> State:
         """The job's state just after event `seq` (the body of a delivery it caused)."""

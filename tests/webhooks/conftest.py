@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from silverexport import sqlite
-from silverexport.events.sqlite_log import SqliteEventLog
+from silverexport.config import Settings
+from silverexport.events.backends import open_event_log
+from silverexport.events.log import EventLog
 from silverexport.events.types import RecordedEvent
 
 from ..http.conftest import ALICE, BOB, KEYS, open_system, serve, transfer_rows  # noqa: F401
@@ -97,13 +98,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def open_log(data_dir: Path) -> EventLog:
+    """The log the systems on `data_dir` use (the SQLite file there, or the PostgreSQL
+    database SILVEREXPORT_EVENT_LOG_URL names), on a connection of our own, as it is."""
+    return open_event_log(Settings.from_env(data_dir=data_dir), create=False)
+
+
 def log_events(data_dir: Path, prefix: str = "Delivery") -> list[RecordedEvent]:
     """The log's events whose type starts with `prefix`, read on a connection of our own."""
-    db = sqlite.connect(data_dir / "events.db")
+    log = open_log(data_dir)
     try:
-        return [r for r in SqliteEventLog.read_from(db) if r.type.startswith(prefix)]
+        return [r for r in log.read() if r.type.startswith(prefix)]
     finally:
-        db.close()
+        log.close()
 
 
 async def wait_events(

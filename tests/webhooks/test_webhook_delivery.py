@@ -11,13 +11,12 @@ import orjson
 
 from silverexport import ExportRequest
 from silverexport.events.audit import rebuild, verify
-from silverexport.events.sqlite_log import SqliteEventLog
-from silverexport.events.views import ViewTables
+from silverexport.events.backends import open_views
 from silverexport.timeutil import parse_canonical
 from silverexport.webhooks import verify as verify_signature
 
 from ..http.conftest import Gate, create, wait_done
-from .conftest import ALICE, BOB, log_events, transfer_rows, wait_events
+from .conftest import ALICE, BOB, log_events, open_log, transfer_rows, wait_events
 
 CSV = {"dataset": "token_transfers", "format": "csv"}
 
@@ -83,9 +82,9 @@ async def test_a_finished_job_is_delivered_signed_to_its_tenants_webhook(
     assert bob_hook.received == []
 
     # The log with webhook events in it still verifies and rebuilds.
-    log = SqliteEventLog(tmp_path / "data" / "events.db", create=False)
+    log = open_log(tmp_path / "data")
     try:
-        views = ViewTables(log.db, create=False)
+        views = open_views(log, create=False)
         report = verify(log, views)
         assert report.ok, report.problems
         rebuild(log, views)
