@@ -389,6 +389,12 @@ class ExportSystem:
     def _reader(self):
         """A read connection per calling thread (the HTTP executor's threads are bounded)."""
         db = getattr(self._readers, "db", None)
+        if db is not None and not self.log.reader_ok(db):
+            with self._readers_lock:  # lost with its database connection: open another
+                self._reader_conns.remove(db)
+            with contextlib.suppress(Exception):
+                db.close()
+            db = None
         if db is None:
             db = self.log.open_reader()
             self._readers.db = db

@@ -137,6 +137,11 @@ class EventLog(Protocol):
         views' queries. The caller closes it."""
         ...
 
+    def reader_ok(self, reader: Any) -> bool:
+        """False once a reader from `open_reader` can serve nothing more (its connection to
+        the database was lost): the caller closes it and opens another."""
+        ...
+
     def read_from(
         self,
         reader: Any,

@@ -280,6 +280,11 @@ class PostgresEventLog:
         """A connection of its own for another thread's reads (`read_from`, the views')."""
         return connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
 
+    @staticmethod
+    def reader_ok(conn: psycopg.Connection) -> bool:
+        """A connection the server dropped (restart, pg_terminate_backend) stays broken."""
+        return not (conn.closed or conn.broken)
+
     def read_from(
         self,
         conn: psycopg.Connection,

@@ -232,6 +232,10 @@ class SqliteEventLog:
         return sqlite.connect(self.path)
 
     @staticmethod
+    def reader_ok(db: sqlite_utils.Database) -> bool:
+        return True  # a file: nothing to lose between calls
+
+    @staticmethod
     def read_from(
         db: sqlite_utils.Database,
         after_seq: int = 0,
