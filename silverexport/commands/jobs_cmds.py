@@ -18,6 +18,7 @@ from ..errors import ValidationError
 from ..model import ExportFormat, ExportRequest, JobStatus
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
+from .output_copy import OutputCopy
 
 CLI_TENANT = "cli"
 
@@ -60,32 +61,43 @@ def run_export(args: argparse.Namespace) -> int:
         limit=args.limit,
         compression="gzip" if args.gzip else None,
     )
+    output = None
     if args.output and args.output != "-":
         _check_writable(Path(args.output))  # before any job is recorded
-    # A one-shot process runs its own job only: orphans are for serving processes (SPEC §6).
-    with ExportSystem.open(settings=settings_from(args), recover=False) as system:
-        job = system.submit(request, tenant=CLI_TENANT)
-        view = _follow(system, job.job_id, args.timeout)
-        if view.status is not JobStatus.COMPLETED:
-            print(f"job {view.job_id} {view.status}: {view.error or ''}", file=sys.stderr)
-            return 1
-        path = system.file_path(view)
-        if args.output == "-":
-            with open(path, "rb") as src:
-                shutil.copyfileobj(src, sys.stdout.buffer)
-        elif args.output:
-            try:
-                shutil.copyfile(path, args.output)
-            except OSError as e:
-                raise ValidationError(
-                    f"cannot write {args.output}: {e.strerror or e}", field="output"
-                ) from e
-        print(
-            f"job {view.job_id} completed: {view.rows} rows, {view.bytes} bytes, "
-            f"sha256 {view.sha256}{' (truncated)' if view.truncated else ''}\n"
-            f"file: {args.output if args.output and args.output != '-' else path}",
-            file=sys.stderr,
-        )
+        output = OutputCopy(Path(args.output), ExportFormat(args.format))
+    try:
+        # A one-shot process runs its own job only: orphans are for serving ones (SPEC §6).
+        with ExportSystem.open(
+            settings=settings_from(args),
+            recover=False,
+            export_fn=None if output is None else output.export_fn(),
+        ) as system:
+            return _export(system, request, args, output)
+    finally:
+        if output is not None:
+            output.discard()  # a temporary copy never outlives the command
+
+
+def _export(
+    system: ExportSystem, request: ExportRequest, args: argparse.Namespace, output: Any
+) -> int:
+    job = system.submit(request, tenant=CLI_TENANT)
+    view = _follow(system, job.job_id, args.timeout)
+    if view.status is not JobStatus.COMPLETED:
+        print(f"job {view.job_id} {view.status}: {view.error or ''}", file=sys.stderr)
+        return 1
+    path = system.file_path(view)
+    if args.output == "-":
+        with open(path, "rb") as src:
+            shutil.copyfileobj(src, sys.stdout.buffer)
+    elif output is not None:
+        output.finish(view, path)
+    print(
+        f"job {view.job_id} completed: {view.rows} rows, {view.bytes} bytes, "
+        f"sha256 {view.sha256}{' (truncated)' if view.truncated else ''}\n"
+        f"file: {args.output if args.output and args.output != '-' else path}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import queue
 import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,6 +32,7 @@ from .store import WALLET_COLUMNS, WALLET_DATASET
 GZIP_LEVEL = 6
 SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+log = logging.getLogger(__name__)
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 
 
@@ -50,6 +52,7 @@ class ExportResult:
     bytes: int
     sha256: str
     truncated: bool
+    copied: bool = False  # whether `copy_to` got every byte
 
 
 class ExportCancelled(SilverExportError):
@@ -121,8 +124,8 @@ class _HashingSink:
     them every SYNC_EVERY bytes: the disk then works while SQLite builds the next batches,
     and the final fsync finds little left to do."""
 
-    def __init__(self, raw: BinaryIO):
-        self.raw = raw
+    def __init__(self, raw: BinaryIO, copy: BinaryIO | None = None):
+        self.raw, self.copy = raw, copy
         self.sha = hashlib.sha256()
         self.bytes = self.synced = 0
 
@@ -130,11 +133,23 @@ class _HashingSink:
         self.sha.update(data)
         self.bytes += len(data)
         written = self.raw.write(data)
+        if self.copy is not None:
+            self._copy(data)
         if self.bytes - self.synced >= SYNC_EVERY:
             self.raw.flush()
             _datasync(self.raw.fileno())
             self.synced = self.bytes
         return written
+
+    def _copy(self, data: bytes) -> None:
+        """The copy is a convenience: failing to write it drops it, never the export."""
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self.copy.write(view) :]
+        except OSError as e:
+            log.warning("copy of the export dropped: %s", e.strerror or e)
+            self.copy = None
 
     def flush(self) -> None:
         self.raw.flush()
@@ -193,11 +208,14 @@ def export_to_file(
     should_stop: Callable[[], bool] = lambda: False,
     on_progress: Callable[[int], None] | None = None,
     batch_size: int = 5000,
+    copy_to: str | Path | None = None,
 ) -> ExportResult:
     """Write at most `limit` matching rows to `path` from one consistent snapshot, fsynced.
 
     `truncated` says whether more rows matched. On ExportCancelled or an error, `path` is left
-    for the caller to delete.
+    for the caller to delete. `copy_to` (not for parquet) also gets every byte of the file as
+    it is written, unsynced, so that the CLI's `-o` needs no second pass over the finished
+    file; a copy that cannot be written is dropped (`copied` False), the export goes on.
     """
     ds, fmt = get_dataset(dataset), ExportFormat(fmt)
     if fmt is ExportFormat.PARQUET:  # its own writer; imported here so CSV never loads Arrow
@@ -216,8 +234,13 @@ def export_to_file(
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
     db = _open_store(store_path)
     try:
-        with closing(db.conn), sq.snapshot(db), open(path, "wb") as raw:
-            sink = _HashingSink(raw)
+        with (
+            closing(db.conn),
+            sq.snapshot(db),
+            open(path, "wb") as raw,
+            _open_copy(copy_to) as copy,
+        ):
+            sink = _HashingSink(raw, copy)
             out: Any = sink
             if gzipped:
                 out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
@@ -239,7 +262,19 @@ def export_to_file(
         raise StorageError(f"could not write the export file: {e.strerror or e}") from e
     except sqlite3.Error as e:
         raise StorageError(f"could not read the Silver store: {e}") from e
-    return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated)
+    copied = copy_to is not None and sink.copy is not None
+    return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated, copied)
+
+
+def _open_copy(copy_to: str | Path | None) -> Any:
+    """The unbuffered copy target, or None when there is none or it cannot be opened."""
+    if copy_to is None:
+        return nullcontext()
+    try:
+        return open(copy_to, "wb", buffering=0)
+    except OSError as e:
+        log.warning("no copy of the export to %s: %s", copy_to, e.strerror or e)
+        return nullcontext()
 
 
 class _Batches:
