@@ -15,16 +15,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-
 from .actors.slots import Side, Slots
 from .events.types import JobCancelled, JobCompleted, JobFailed, RecordedEvent
 from .model import JobStatus, JobView
 from .timeutil import parse_canonical
 
-__all__ = ["CONTENT_TYPE_LATEST", "UNMATCHED_ROUTE", "MeteredLog", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "UNMATCHED_ROUTE", "MeteredLog", "Metrics"]  # noqa: F822
 
 # The route label of a request no route matched (404, 405): one fixed value, never the path.
 UNMATCHED_ROUTE = "unmatched"
@@ -39,6 +35,16 @@ HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ViewOf = Callable[[str], JobView | None]
 
 
+def __getattr__(name: str) -> Any:
+    # prometheus_client is imported when metrics are first needed, not with this module: a
+    # one-shot `export` never builds any, and the import was a tenth of its start-up.
+    if name == "CONTENT_TYPE_LATEST":
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        return CONTENT_TYPE_LATEST
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class Metrics:
     """The metric objects of one system, in their own registry."""
 
@@ -48,6 +54,8 @@ class Metrics:
         job_counts: Callable[[], Mapping[str, int]] | None = None,
         slots: Slots | None = None,
     ):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
         self.registry = CollectorRegistry()
         registry = self.registry
         self.jobs_finished = Counter(
@@ -103,6 +111,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text exposition format. Collectors read the views: call it off the event loop."""
+        from prometheus_client.exposition import generate_latest
+
         return generate_latest(self.registry)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -199,18 +209,24 @@ class MeteredLog:
         setattr(self._log, name, value)
 
 
+def _gauge(name: str, documentation: str, labels: list[str]) -> Any:
+    from prometheus_client.core import GaugeMetricFamily
+
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
 class _JobsCollector:
     """silverexport_jobs{status}: counted from the views at scrape time (one GROUP BY)."""
 
     def __init__(self, job_counts: Callable[[], Mapping[str, int]]):
         self.job_counts = job_counts
 
-    def describe(self) -> list[GaugeMetricFamily]:
-        return [GaugeMetricFamily("silverexport_jobs", _JOBS_HELP, labels=["status"])]
+    def describe(self) -> list[Any]:
+        return [_gauge("silverexport_jobs", _JOBS_HELP, ["status"])]
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Any]:
         counts = self.job_counts()
-        family = GaugeMetricFamily("silverexport_jobs", _JOBS_HELP, labels=["status"])
+        family = _gauge("silverexport_jobs", _JOBS_HELP, ["status"])
         for status in JobStatus:
             family.add_metric([status.value], counts.get(status.value, 0))
         yield family
@@ -228,15 +244,15 @@ class _SlotsCollector:
     def __init__(self, slots: Slots):
         self.slots = slots
 
-    def describe(self) -> list[GaugeMetricFamily]:
-        return [GaugeMetricFamily("silverexport_slots", _SLOTS_HELP, labels=["side", "state"])]
+    def describe(self) -> list[Any]:
+        return [_gauge("silverexport_slots", _SLOTS_HELP, ["side", "state"])]
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Any]:
         u = self.slots.usage()
         used = {Side.EXPORT: u.exports, Side.INGESTION: u.ingestion}
         reserve = {Side.EXPORT: u.export_reserve, Side.INGESTION: u.ingestion_reserve}
         cap = {Side.EXPORT: u.export_cap, Side.INGESTION: u.total}
-        family = GaugeMetricFamily("silverexport_slots", _SLOTS_HELP, labels=["side", "state"])
+        family = _gauge("silverexport_slots", _SLOTS_HELP, ["side", "state"])
         for side, other in ((Side.EXPORT, Side.INGESTION), (Side.INGESTION, Side.EXPORT)):
             held_for_other = max(0, reserve[other] - used[other])
             shared_free = u.total - used[side] - used[other] - held_for_other

@@ -71,6 +71,7 @@ class ExportSystem:
         self.store = self.log = self.owner = None  # type: ignore[assignment]
         self.webhooks: WebhookService | None = None
         self._webhook_resolver = webhook_resolver
+        self._metrics: Metrics | None = None
         # A one-shot process leaves deliveries to serving ones, as it leaves their jobs.
         self._deliver_webhooks = (
             run_jobs and recover if deliver_webhooks is None else deliver_webhooks
@@ -93,7 +94,8 @@ class ExportSystem:
             export_cap=settings.max_concurrent_exports,
         )
         self.owner = OwnerLock(settings.owners_dir)
-        self.metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
+        if supervisor_options["run_jobs"] and supervisor_options["recover"]:
+            self._metrics = self.metrics  # a serving process counts from its first append
         # Timed appends, and the jobs they finish, are counted outside events/ (SPEC §10).
         # A bad URL or an unreachable database stops us here, with one line naming the setting.
         self.log = MeteredLog(open_event_log(settings), self._appended)
@@ -226,8 +228,19 @@ class ExportSystem:
     def _ask(self, message: Any) -> Any:
         return self.supervisor.ask(message, timeout=ASK_TIMEOUT)
 
+    @property
+    def metrics(self) -> Metrics:
+        """This system's Prometheus metrics. A serving process builds them as it opens; a
+        one-shot one (the CLI's `export`) only if asked, and counts appends from then on:
+        prometheus_client and the registry were a tenth of a short export's start-up."""
+        with self._readers_lock:
+            if self._metrics is None:
+                self._metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
+            return self._metrics
+
     def _appended(self, records: list[RecordedEvent], seconds: float) -> None:
-        self.metrics.observe_append(records, seconds, self._views.get)
+        if self._metrics is not None:
+            self._metrics.observe_append(records, seconds, self._views.get)
 
     def _publish(self, view: JobView) -> None:
         """The supervisor's news of a job. Active jobs are all kept; finished ones only as a
