@@ -9,7 +9,6 @@ connected to: DNS answering differently a moment later cannot slip past it.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import socket
@@ -48,6 +47,8 @@ class SystemResolver:
     """getaddrinfo on the loop's executor: the event loop never waits on DNS."""
 
     async def addresses(self, host: str) -> list[str]:
+        import asyncio  # here, not at the top: a one-shot `export` never resolves a host
+
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
