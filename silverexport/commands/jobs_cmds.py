@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", help="RFC 3339, exclusive")
     p.add_argument("--limit", type=int)
     p.add_argument("--gzip", action="store_true", help="gzip the file (not for parquet)")
-    p.add_argument("-o", "--output", help="copy the finished file here ('-' for stdout)")
+    p.add_argument("-o", "--output", help="write the finished file here too ('-' for stdout)")
     p.add_argument("--timeout", type=float, default=3600.0)
     add_data_dir(p)
     p.set_defaults(handler=run_export)
