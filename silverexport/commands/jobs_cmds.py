@@ -18,7 +18,6 @@ from ..errors import ValidationError
 from ..model import ExportFormat, ExportRequest, JobStatus
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
-from .output_copy import OutputCopy
 
 CLI_TENANT = "cli"
 
@@ -64,6 +63,8 @@ def run_export(args: argparse.Namespace) -> int:
     output = None
     if args.output and args.output != "-":
         _check_writable(Path(args.output))  # before any job is recorded
+        from .output_copy import OutputCopy  # only -o FILE needs it
+
         output = OutputCopy(Path(args.output), ExportFormat(args.format))
     try:
         # A one-shot process runs its own job only: orphans are for serving ones (SPEC §6).
