@@ -90,7 +90,10 @@ class ExportSystem:
         # Export files go through the storage port; a store it cannot write stops us here.
         self.storage = settings.open_storage()
         try:
-            check_at_start(self.storage)
+            if getattr(self.storage, "path", None) is None:
+                check_at_start(self.storage)  # a bucket out of reach stops us here
+            else:  # a directory that refuses writes fails each job with the reason instead
+                Path(self.storage.directory).mkdir(parents=True, exist_ok=True)
         except PortStorageError as e:
             raise StorageError(str(e)) from None
         self.store = SilverStore(settings.silver_path)
