@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
+from ..errors import GoneError
 from ..model import JobView
 from ..storage import ExportStorage, stream_range
 from .downloads import content_type, effective
@@ -58,9 +59,21 @@ async def remote_file_response(
         response.set_status(206)
         response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{start + count - 1}/{size}"
     response.content_length = count
-    await response.prepare(request)
+    chunks = None
     if request.method != hdrs.METH_HEAD and count > 0:
-        async for chunk in stream_range(storage, view.file_name, start, count):
-            await response.write(chunk)
+        chunks = stream_range(storage, view.file_name, start, count)
+        try:  # the first chunk before any header: a file deleted just now is a 410, not a cut
+            first = await anext(chunks)
+        except (FileNotFoundError, StopAsyncIteration):
+            await chunks.aclose()
+            raise GoneError(f"job {view.job_id} has expired and its file was deleted") from None
+    await response.prepare(request)
+    if chunks is not None:
+        try:
+            await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+        finally:
+            await chunks.aclose()
     await response.write_eof()
     return response
