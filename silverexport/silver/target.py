@@ -54,4 +54,5 @@ def open_target(target: Target) -> Iterator[_File | _Writer]:
             raw.flush()
             os.fsync(raw.fileno())
     else:
+        target.write(b"")  # a writer opened lazily opens now, in this thread, as a path would
         yield _Writer(target)
