@@ -87,7 +87,7 @@ class ExportSystem:
     def _open(self, **supervisor_options: Any) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # Export files go through the storage port; a store it cannot write stops us here.
+        # Export files go through the storage port (SILVEREXPORT_STORAGE_URL).
         self.storage = settings.open_storage()
         try:
             if getattr(self.storage, "path", None) is None:
