@@ -26,13 +26,15 @@ from .actors.quiet_asks import quiet_client_errors
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
-from .errors import NotFoundError, ValidationError
+from .errors import NotFoundError, StorageError, ValidationError
 from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
 from .events.views import State, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .silver.store import SilverStore
+from .storage import ExportStorage, check_at_start
+from .storage import StorageError as PortStorageError
 from .validation import check_request
 from .webhooks import Resolver, WebhookService
 
@@ -69,6 +71,7 @@ class ExportSystem:
         self._timer: threading.Thread | None = None
         self.supervisor: pykka.ActorRef | None = None
         self.store = self.log = self.owner = None  # type: ignore[assignment]
+        self.storage: ExportStorage | None = None
         self.webhooks: WebhookService | None = None
         self._webhook_resolver = webhook_resolver
         self._metrics: Metrics | None = None
@@ -85,7 +88,15 @@ class ExportSystem:
     def _open(self, **supervisor_options: Any) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.exports_dir.mkdir(parents=True, exist_ok=True)
+        # Export files go through the storage port (SILVEREXPORT_STORAGE_URL).
+        self.storage = settings.open_storage()
+        try:
+            if getattr(self.storage, "path", None) is None:
+                check_at_start(self.storage)  # a bucket out of reach stops us here
+            else:  # a directory that refuses writes fails each job with the reason instead
+                Path(self.storage.directory).mkdir(parents=True, exist_ok=True)
+        except PortStorageError as e:
+            raise StorageError(str(e)) from None
         self.store = SilverStore(settings.silver_path)
         self.slots = Slots(
             settings.total_slots,
@@ -108,6 +119,7 @@ class ExportSystem:
             owner=self.owner,
             publish=self._publish,
             queue=self.queue,
+            storage=self.storage,
             **supervisor_options,
         )
         self._ask(Load())
@@ -204,6 +216,8 @@ class ExportSystem:
             self._reader_conns.clear()
         if self.store is not None:
             self.store.close()
+        if self.storage is not None:
+            self.storage.close()
         if self.owner is not None:
             self.owner.release()
 
@@ -389,10 +403,19 @@ class ExportSystem:
         return [self._positioned(v) for v in views], next_cursor
 
     def file_path(self, view: JobView) -> Path | None:
-        """Where a completed job's file is; None when it has none."""
-        if view.file_name is None:
+        """Where a completed job's file lies on this machine, when the store is a directory
+        (for sendfile); None when it has no file or the store is remote (use `file_chunks`)."""
+        local = getattr(self.storage, "path", None)
+        if view.file_name is None or local is None:
             return None
-        return self.settings.exports_dir / view.file_name
+        return local(view.file_name)
+
+    def file_chunks(self, view: JobView, start: int = 0, length: int | None = None):
+        """A completed job's file (or a range of it) from the store, chunk by chunk; raises
+        FileNotFoundError when it is gone (expired by another process, say)."""
+        if view.file_name is None:
+            raise FileNotFoundError(view.job_id)
+        return self.storage.read(view.file_name, start, length)
 
     def ingest(self, dataset: str, rows: Iterable[dict], *, timeout: float | None = None) -> int:
         """Ingest rows into the Silver store inside an ingestion slot of the shared budget."""

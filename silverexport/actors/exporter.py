@@ -13,6 +13,7 @@ import pykka
 
 from ..model import JobView
 from ..silver.writers import ExportCancelled, Filters, export_to_file
+from ..storage import ExportStorage, ExportWriter
 from . import files
 from .messages import Done, Failed, Progress, Run
 
@@ -35,7 +36,7 @@ class ExportActor(pykka.ThreadingActor):
         job: JobView,
         attempt: int,
         store_path: Path,
-        exports_dir: Path,
+        storage: ExportStorage,
         max_records: int,
         cancel: threading.Event,
         progress_interval: float,
@@ -46,7 +47,7 @@ class ExportActor(pykka.ThreadingActor):
         self.job = job
         self.attempt = attempt
         self.store_path = store_path
-        self.exports_dir = exports_dir
+        self.storage = storage
         self.max_records = max_records
         self.cancel = cancel
         self.progress_interval = progress_interval
@@ -69,7 +70,7 @@ class ExportActor(pykka.ThreadingActor):
     def _run(self) -> None:
         job = self.job
         job_id = job.job_id
-        part = files.part_path(self.exports_dir, job_id, self.attempt)
+        name = files.final_name(job_id, job.extension)
         last_report = time.monotonic()
 
         def on_progress(rows: int) -> None:
@@ -80,12 +81,14 @@ class ExportActor(pykka.ThreadingActor):
                 self._report(Progress(job_id, self.attempt, rows))
 
         filters = job.filters
+        writer = None
         try:
+            writer = _LazyWriter(self.storage, name, self.attempt)
             result = self.export_fn(
                 self.store_path,
                 job.dataset,
                 job.format,
-                part,
+                writer,
                 filters=Filters(
                     target_id=filters.get("target_id"),
                     network=filters.get("network"),
@@ -97,17 +100,16 @@ class ExportActor(pykka.ThreadingActor):
                 should_stop=self.cancel.is_set,
                 on_progress=on_progress,
             )
-            name = files.final_name(job_id, job.extension)
-            files.publish(part, self.exports_dir / name)
+            writer.commit()  # visible under `name` only now, whole (and durable)
         except ExportCancelled:
-            files.discard(part)
+            _abort(writer)
             self._report(Failed(job_id, self.attempt, "cancelled", cancelled=True))
             return
         except Exception as e:  # reported, never swallowed: the job gets JobFailed
             log.exception("export of job %s (attempt %d) failed", job_id, self.attempt)
-            # discard, not remove: an unwritable directory refuses the unlink too, and that
+            # abort never raises: an unwritable directory refuses the unlink too, and that
             # must not stop the report (the job would stay running, holding its slot).
-            files.discard(part)
+            _abort(writer)
             self._report(Failed(job_id, self.attempt, _describe(e)))
             return
         self._report(
@@ -121,6 +123,44 @@ class ExportActor(pykka.ThreadingActor):
                 name,
             )
         )
+
+
+class _LazyWriter:
+    """The attempt's ExportWriter, opened at the first byte rather than before the export
+    starts: an export cancelled or failing before it writes leaves not even a partial."""
+
+    def __init__(self, storage: ExportStorage, key: str, attempt: int):
+        self.storage, self.key, self.attempt = storage, key, attempt
+        self._writer: ExportWriter | None = None
+
+    def _open(self) -> ExportWriter:
+        if self._writer is None:
+            self._writer = self.storage.open_writer(self.key, self.attempt)
+        return self._writer
+
+    def write(self, data: bytes) -> int:
+        return self._open().write(data)
+
+    def sync(self) -> None:
+        sync = getattr(self._writer, "sync", None)
+        if sync is not None:
+            sync()
+
+    def commit(self) -> None:
+        self._open().commit()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+def _abort(writer: ExportWriter | None) -> None:
+    """Leave nothing of this attempt; what a refusing store keeps, the sweep removes."""
+    if writer is not None:
+        try:
+            writer.abort()
+        except Exception:
+            log.warning("could not abort the write of %s; a sweep will", writer.key)
 
 
 def _describe(error: BaseException) -> str:

@@ -1,10 +1,15 @@
-"""Where a job's files live, and making them appear atomically and durably."""
+"""A job's files in the export store (the storage port): their keys, and removing them.
+
+One naming for the whole service: a job's file is `<job_id>.<ext>`; a write in progress is
+the port's business (`<key>.attempt<N>.part` in a directory, a multipart upload in S3), and
+is found again through `list_partials`, never by a name built here.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
+
+from ..storage import ExportStorage
 
 log = logging.getLogger(__name__)
 
@@ -13,64 +18,37 @@ def final_name(job_id: str, extension: str) -> str:
     return f"{job_id}.{extension}"
 
 
-def part_path(exports_dir: Path, job_id: str, attempt: int) -> Path:
-    """Each attempt writes its own temporary file, never visible under the final name."""
-    return exports_dir / f"{job_id}.attempt{attempt}.part"
+def job_of(key: str) -> str:
+    """The job a key (or a partial's key) belongs to: job ids hold no dot."""
+    return key.split(".", 1)[0]
 
 
-def publish(part: Path, final: Path) -> None:
-    """Rename a synced temporary file into place and sync the directory entry.
-
-    If the directory cannot be synced the rename may not survive a crash, so the file is not
-    published after all: it is taken away again and the error raised.
-    """
-    os.replace(part, final)
+def remove_parts(storage: ExportStorage, job_id: str) -> None:
+    """Drop every attempt's write in progress of a job; never raises (a sweep retries)."""
     try:
-        fsync_dir(final.parent)
-    except OSError:
-        discard(final)
-        raise
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_parts(exports_dir: Path, job_id: str) -> None:
-    """Remove every attempt's temporary file of a job; never raises (see `discard`)."""
-    try:
-        parts = list(exports_dir.glob(f"{job_id}.attempt*.part"))
-    except OSError as e:
-        log.warning("could not list %s for parts of job %s: %s", exports_dir, job_id, e)
+        partials = storage.list_partials(f"{job_id}.")
+    except Exception as e:
+        log.warning("could not list the partial files of job %s: %s", job_id, e)
         return
-    for part in parts:
-        discard(part)
+    for partial in partials:
+        try:
+            storage.drop_partial(partial)
+        except Exception as e:
+            log.warning("could not drop %s (will retry on a later sweep): %s", partial.ref, e)
 
 
-def remove(path: Path | None) -> bool:
-    if path is None:
-        return False
-    try:
-        path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
+def discard(storage: ExportStorage, key: str | None) -> bool:
+    """Remove a file that must not stay, where failing is no reason to stop.
 
-
-def discard(path: Path | None) -> bool:
-    """Remove a file that must not stay, on a path where failing is no reason to stop.
-
-    Used on the way out of a failure (a read-only or immutable export directory refuses the
-    unlink as well): the job's outcome must still be reported, and the supervisor's sweep
-    removes the file once the directory can be written again. False if the file is not gone.
+    Used on the way out of a failure and by expiry (a read-only export directory, or an
+    unreachable bucket, refuses the delete as well): the job's outcome must still be recorded,
+    and the supervisor's sweep removes the file once it can. False if the file is not gone.
     """
+    if key is None:
+        return False
     try:
-        remove(path)
+        storage.delete(key)
         return True
-    except OSError as e:
-        log.warning("could not remove %s (will retry on a later sweep): %s", path, e)
+    except Exception as e:
+        log.warning("could not remove %s (will retry on a later sweep): %s", key, e)
         return False

@@ -160,7 +160,7 @@ class Launching:
             job=to_view(state),
             attempt=attempt,
             store_path=self.settings.silver_path,
-            exports_dir=self.exports_dir,
+            storage=self.storage,
             max_records=state["max_records"] or self.settings.max_records,
             cancel=cancel,
             progress_interval=self.settings.progress_interval_seconds,

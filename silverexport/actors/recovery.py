@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from pathlib import Path
 
 from ..config import MAX_ATTEMPTS
 from ..errors import ConcurrencyError
 from ..events.types import JobExpired, JobFailed
 from ..model import JobStatus
+from ..storage import ExportStorage, Partial
 from ..timeutil import now_text
 from . import files
 from .job_book import QUEUED, RUNNING, JobBook
@@ -28,7 +28,7 @@ def recover_orphans(
     book: JobBook,
     owner: OwnerLock,
     *,
-    exports_dir: Path,
+    storage: ExportStorage,
     busy: Collection[str],
     enqueue: Callable[[str, str], None],
     retention: float,
@@ -60,7 +60,7 @@ def recover_orphans(
         elif state["status"] == RUNNING:
             attempt = state["attempts"]
             retry = attempt < MAX_ATTEMPTS
-            files.remove_parts(exports_dir, job_id)
+            files.remove_parts(storage, job_id)
             try:
                 book.append(
                     job_id,
@@ -77,7 +77,7 @@ def recover_orphans(
                 enqueue(state["tenant"], job_id)
 
 
-def expire_due(book: JobBook, exports_dir: Path) -> list[str]:
+def expire_due(book: JobBook, storage: ExportStorage) -> list[str]:
     """Expire the finished jobs past their retention, found through the views' index."""
     expired: list[str] = []
     while due := book.views.due_to_expire(now_text()):
@@ -91,34 +91,43 @@ def expire_due(book: JobBook, exports_dir: Path) -> list[str]:
             # The event comes first: a crash (or a refused unlink) here leaves a file that the
             # sweeps remove.
             if state["file_name"]:
-                files.discard(exports_dir / state["file_name"])
+                files.discard(storage, state["file_name"])
             expired.append(state["job_id"])
         if not progressed:
             break
     return expired
 
 
-def sweep_stale_files(book: JobBook, exports_dir: Path, running: Collection[str]) -> None:
-    """Remove the files of finished jobs that no one needs any more (parts of dead attempts,
-    files of failed, cancelled and expired jobs). Runs at start and on the expiry timer.
+def sweep_stale_files(book: JobBook, storage: ExportStorage, running: Collection[str]) -> None:
+    """Remove the files of finished jobs that no one needs any more (partials of dead
+    attempts, files of failed, cancelled and expired jobs). Runs at start and on the expiry
+    timer.
 
-    A removal can fail when it is first tried (an unwritable export directory refuses unlinks);
-    this sweep removes them once it can. Only jobs that are over are looked at: a queued or
-    running job may be another process's, whose start this one has not read yet.
+    A removal can fail when it is first tried (an unwritable export directory refuses unlinks,
+    a bucket may be out of reach); this sweep removes them once it can. Only jobs that are
+    over are looked at: a queued or running job may be another process's, whose start this
+    one has not read yet.
     """
     try:
-        paths = list(exports_dir.iterdir())
-    except OSError as e:
-        log.warning("could not list %s: %s", exports_dir, e)
+        keys = storage.list()
+        partials = storage.list_partials()
+    except Exception as e:
+        log.warning("could not list %s: %s", storage.url, e)
         return
-    by_job: dict[str, list[Path]] = {}
-    for path in paths:
-        by_job.setdefault(path.name.split(".", 1)[0], []).append(path)
+    by_job: dict[str, list[str | Partial]] = {}
+    for item in [*keys, *partials]:
+        key = item if isinstance(item, str) else item.key
+        by_job.setdefault(files.job_of(key), []).append(item)
     over = book.views.load_many([j for j in by_job if j not in book.active and j not in running])
     for job_id, state in over.items():
         if state["status"] in (QUEUED, RUNNING):
             continue  # another process's job that this one has not read yet
-        for path in by_job[job_id]:
-            if state["status"] == COMPLETED and path.name == state["file_name"]:
+        for item in by_job[job_id]:
+            if isinstance(item, str):
+                if not (state["status"] == COMPLETED and item == state["file_name"]):
+                    files.discard(storage, item)
                 continue
-            files.discard(path)
+            try:
+                storage.drop_partial(item)
+            except Exception as e:
+                log.warning("could not drop %s (a later sweep retries): %s", item.ref, e)

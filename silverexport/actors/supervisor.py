@@ -32,6 +32,7 @@ from ..events.types import (
 )
 from ..events.views import State, ViewTables, to_view
 from ..model import JobStatus, JobView
+from ..storage import ExportStorage
 from ..validation import check_request
 from . import files, recovery
 from .exporter import ExportActor, ExportFn
@@ -85,6 +86,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         run_jobs: bool = True,
         recover: bool = True,
         exporter: type[ExportActor] = ExportActor,
+        storage: ExportStorage | None = None,
     ):
         super().__init__()
         self.run_jobs = run_jobs
@@ -94,7 +96,8 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.owner = owner
         self.export_fn = export_fn
         self.exporter = exporter
-        self.exports_dir = settings.exports_dir
+        # Where the files live (SILVEREXPORT_STORAGE_URL); the system owns and closes it.
+        self.storage = storage if storage is not None else settings.open_storage()
         self.book = JobBook(log_, views, publish=publish, changed=self._changed)
         self.queue = queue if queue is not None else FairQueue()
         self.running: dict[str, Running] = {}
@@ -126,7 +129,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             case Cancel():
                 return self._cancel(message)
             case Prune():
-                return recovery.expire_due(self.book, self.exports_dir)
+                return recovery.expire_due(self.book, self.storage)
             case CatchUp():
                 n = self.book.catch_up()
                 self._schedule()
@@ -299,7 +302,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                 and state["status"] == JobStatus.COMPLETED.value
                 and state["file_name"] == msg.file_name
             ):
-                files.discard(self.exports_dir / msg.file_name)
+                files.discard(self.storage, msg.file_name)
 
     def _tick(self) -> None:
         self.book.catch_up()
@@ -310,7 +313,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         if self.recover:
             # Expiry looks at the views' index of due jobs, so it runs every tick: a job
             # expires within a tick of its expires_at. Sweeping files is the rarer chore.
-            recovery.expire_due(self.book, self.exports_dir)
+            recovery.expire_due(self.book, self.storage)
             if time.monotonic() >= self.next_sweep:
                 self.next_sweep = time.monotonic() + self.settings.expiry_interval_seconds
                 self.sweep_stale_files()
@@ -335,7 +338,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         recovery.recover_orphans(
             self.book,
             self.owner,
-            exports_dir=self.exports_dir,
+            storage=self.storage,
             busy=self.running.keys() | {msg.job_id for msg in self.pending},
             enqueue=self.queue.push,
             retention=self._retention(),
@@ -343,7 +346,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         )
 
     def sweep_stale_files(self) -> None:
-        recovery.sweep_stale_files(self.book, self.exports_dir, self.running.keys())
+        recovery.sweep_stale_files(self.book, self.storage, self.running.keys())
 
     def _shutdown(self) -> list[pykka.ActorRef]:
         self.shutting_down = True

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from ..errors import ValidationError
-from ..model import ExportFormat, ExportRequest, JobStatus
+from ..model import ExportFormat, ExportRequest, JobStatus, JobView
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
 
@@ -87,19 +86,25 @@ def _export(
     if view.status is not JobStatus.COMPLETED:
         print(f"job {view.job_id} {view.status}: {view.error or ''}", file=sys.stderr)
         return 1
-    path = system.file_path(view)
+    path = system.file_path(view)  # None when the store is remote (S3)
     if args.output == "-":
-        with open(path, "rb") as src:
-            shutil.copyfileobj(src, sys.stdout.buffer)
+        _copy_out(system, view, sys.stdout.buffer)
     elif output is not None:
-        output.finish(view, path)
+        output.finish(view, path, lambda out: _copy_out(system, view, out))
+    stored = f"{system.storage.url.rstrip('/')}/{view.file_name}"
     print(
         f"job {view.job_id} completed: {view.rows} rows, {view.bytes} bytes, "
         f"sha256 {view.sha256}{' (truncated)' if view.truncated else ''}\n"
-        f"file: {args.output if args.output and args.output != '-' else path}",
+        f"file: {args.output if args.output and args.output != '-' else path or stored}",
         file=sys.stderr,
     )
     return 0
+
+
+def _copy_out(system: ExportSystem, view: JobView, out: BinaryIO) -> None:
+    """The job's file from the export store (local or S3), a chunk at a time."""
+    for chunk in system.file_chunks(view):
+        out.write(chunk)
 
 
 def _check_writable(output: Path) -> None:

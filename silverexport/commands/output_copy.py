@@ -15,8 +15,9 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ValidationError
 from ..model import ExportFormat, JobView
@@ -46,7 +47,9 @@ class OutputCopy:
 
         return export
 
-    def finish(self, view: JobView, path: Path) -> None:
+    def finish(
+        self, view: JobView, path: Path | None, copy_out: Callable[[BinaryIO], None]
+    ) -> None:
         """Put the completed job's bytes at FILE: the tee when it holds them, else a copy."""
         written = self.written
         try:
@@ -59,7 +62,11 @@ class OutputCopy:
                 os.replace(self.temp, self.target)
                 self.temp = None
                 return
-            shutil.copyfile(path, self.target)
+            if path is not None:
+                shutil.copyfile(path, self.target)  # a local store: the kernel copies
+            else:
+                with open(self.target, "wb") as out:
+                    copy_out(out)
         except OSError as e:
             raise ValidationError(
                 f"cannot write {self.target}: {e.strerror or e}", field="output"

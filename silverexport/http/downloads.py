@@ -86,32 +86,30 @@ def effective(request: web.BaseRequest, sha256: str) -> web.BaseRequest:
     return request.clone(headers=changed)
 
 
-def refusal(request: web.BaseRequest, path: Path, view: JobView) -> HTTPError | None:
+def refusal(request: web.BaseRequest, size: int, mtime: float, view: JobView) -> HTTPError | None:
     """The 412 or 416 aiohttp would give for this download, as our JSON error, else None.
 
     Decided in RFC 9110 §13.2.2's order, as aiohttp does: If-Match, If-Unmodified-Since,
     then (when neither If-None-Match nor If-Modified-Since makes it a 304) the Range.
     """
     assert view.sha256 is not None
-    stat = path.stat()
     if (if_match := request.if_match) is not None:
         if not web.FileResponse._etag_match(view.sha256, if_match, weak=False):
             return HTTPError(412, "precondition_failed", "If-Match does not match the ETag")
-    elif (since := request.if_unmodified_since) is not None and stat.st_mtime > since.timestamp():
+    elif (since := request.if_unmodified_since) is not None and mtime > since.timestamp():
         return HTTPError(
             412, "precondition_failed", "the file was modified after If-Unmodified-Since"
         )
     if (if_none_match := request.if_none_match) is not None:
         if web.FileResponse._etag_match(view.sha256, if_none_match, weak=True):
             return None  # 304
-    elif (since := request.if_modified_since) is not None and stat.st_mtime <= since.timestamp():
+    elif (since := request.if_modified_since) is not None and mtime <= since.timestamp():
         return None  # 304
     request = effective(request, view.sha256)  # no If-Range left: it was settled there
     try:
         start, end = request.http_range.start, request.http_range.stop
     except ValueError:  # effective() leaves no Range aiohttp cannot parse
         start = end = None
-    size = stat.st_size
     if start is None:
         return None
     if start < 0 and end is None:  # a suffix: aiohttp's arithmetic, an empty file included

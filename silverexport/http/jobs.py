@@ -12,13 +12,14 @@ from ..errors import GoneError, ValidationError
 from ..model import JobStatus, JobView
 from ..silver.catalog import get_dataset
 from ..system import LIST_MAX
-from ..timeutil import now_text
+from ..timeutil import now_text, parse_canonical
 from ..validation import digest_of, request_from_body
 from .auth import TENANT
 from .bridge import run_blocking
 from .common import JSON, SYSTEM, job_id_of, json_response, query_params
 from .downloads import JobFileResponse, refusal
 from .errors import HTTPError, body_too_large
+from .remote_file import remote_file_response
 
 # Printable ASCII, no spaces at either end: a key is an opaque client token, not text.
 _IDEMPOTENCY_KEY = re.compile(r"[!-~](?:[ -~]{0,253}[!-~])?")
@@ -64,13 +65,33 @@ async def download(request: web.Request) -> web.StreamResponse:
             "not_completed",
             f"job {view.job_id} is {view.status.value}: only a completed job can be downloaded",
         )
-    path = request.app[SYSTEM].file_path(view)
-    if path is None or view.sha256 is None or not path.is_file():
-        # Another process expired it a moment ago (this one has not read that yet).
-        raise GoneError(f"job {view.job_id} has expired and its file was deleted")
-    if (refused := refusal(request, path, view)) is not None:
+    system = request.app[SYSTEM]
+    path = system.file_path(view)  # a directory store: sendfile, as fast as it gets
+    if path is not None:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is None or view.sha256 is None:
+            raise _gone(view)
+        if (refused := refusal(request, stat.st_size, stat.st_mtime, view)) is not None:
+            raise refused
+        return JobFileResponse(path, view)
+    size = None
+    if view.file_name is not None:
+        size = await run_blocking(request, system.storage.size, view.file_name)
+    if size is None or view.sha256 is None:
+        raise _gone(view)
+    # The object's own date is the store's; the job's finish is when it was made whole.
+    mtime = parse_canonical(view.finished_at).timestamp() if view.finished_at else 0.0
+    if (refused := refusal(request, size, mtime, view)) is not None:
         raise refused
-    return JobFileResponse(path, view)
+    return await remote_file_response(request, system.storage, view, size, mtime)
+
+
+def _gone(view: JobView) -> GoneError:
+    # Another process expired it a moment ago (this one has not read that yet).
+    return GoneError(f"job {view.job_id} has expired and its file was deleted")
 
 
 async def list_jobs(request: web.Request) -> web.Response:

@@ -24,13 +24,12 @@ Why these choices:
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,7 +41,6 @@ MAX_PRECISION = 38
 ROW_GROUP_ROWS = 65_536
 ZSTD_LEVEL = 3  # zstd's own default: most of the size gain for little CPU
 SYNC_EVERY = 16 << 20  # bytes between syncs: the disk works while the next groups are encoded
-_datasync = getattr(os, "fdatasync", os.fsync)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 UNIQUE_TEXT = re.compile(r"hash|address")
 
@@ -105,8 +103,8 @@ class HashingFile:
     """The file-like target pyarrow writes to: counts and hashes every byte on its way to the
     disk, so the sha256 needs no second read of the file."""
 
-    def __init__(self, raw: BinaryIO):
-        self.raw = raw
+    def __init__(self, raw: Any):
+        self.raw = raw  # an open_target sink: write and sync
         self.sha = hashlib.sha256()
         self.bytes = self.synced = 0
         self.closed = False
@@ -117,8 +115,7 @@ class HashingFile:
         self.bytes += data.nbytes
         self.raw.write(data)
         if self.bytes - self.synced >= SYNC_EVERY:
-            self.raw.flush()
-            _datasync(self.raw.fileno())
+            self.raw.sync()
             self.synced = self.bytes
         return data.nbytes
 
@@ -126,7 +123,7 @@ class HashingFile:
         return self.bytes
 
     def flush(self) -> None:
-        self.raw.flush()
+        pass  # the target's owner makes the file durable
 
     def writable(self) -> bool:
         return True

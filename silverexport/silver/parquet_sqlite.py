@@ -12,7 +12,6 @@ and their nulls put back in Arrow.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -27,6 +26,7 @@ from .catalog import Column, ColumnKind, Dataset, get_dataset
 from .parquet import DecimalShape, HashingFile, write_parquet
 from .rendering import ESCAPE_MASK
 from .store import quote_name
+from .target import Target, open_target
 from .writers import ExportCancelled, ExportResult, Filters
 
 BATCH_OPTION = "adbc.sqlite.query.batch_rows"
@@ -131,7 +131,7 @@ def _connect(store_path: str | Path) -> Any:
 def export_parquet(
     store_path: str | Path,
     dataset: str,
-    path: str | Path,
+    target: Target,
     *,
     filters: Filters,
     limit: int,
@@ -139,10 +139,10 @@ def export_parquet(
     on_progress: Callable[[int], None] | None,
     batch_size: int,
 ) -> ExportResult:
-    """Write at most `limit` matching rows to `path` as Parquet, from one snapshot, fsynced.
+    """Write at most `limit` matching rows to `target` as Parquet, from one snapshot.
 
-    Same contract as `writers.export_to_file` (which hands Parquet jobs here): on
-    ExportCancelled or an error, `path` is left for the caller to delete.
+    Same contract as `writers.export_to_file` (which hands Parquet jobs here): the caller
+    commits or aborts an ExportWriter; a path is fsynced here.
     """
     import adbc_driver_sqlite.dbapi as adbc
 
@@ -158,7 +158,7 @@ def export_parquet(
         with (
             closing(_connect(store_path)) as conn,
             closing(conn.cursor()) as cursor,
-            open(path, "wb") as raw,
+            open_target(target) as raw,
         ):
             shapes = read_shapes(cursor, ds, where, params, limit)
             cursor.adbc_statement.set_options(**{BATCH_OPTION: str(max(1, batch_size))})
@@ -174,8 +174,6 @@ def export_parquet(
                 before_batch=check,
                 after_batch=on_progress or (lambda rows: None),
             )
-            raw.flush()
-            os.fsync(raw.fileno())
     except OSError as e:
         # The message reaches clients in the job document: no server paths in it.
         raise StorageError(f"could not write the export file: {e.strerror or e}") from e

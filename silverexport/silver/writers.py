@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
 import queue
 import re
 import sqlite3
@@ -20,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from .. import sqlite as sq
 from ..errors import SilverExportError, StorageError, ValidationError
@@ -28,10 +27,10 @@ from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
 from .rendering import header, line_sql, quote_name
 from .store import WALLET_COLUMNS, WALLET_DATASET
+from .target import Target, open_target
 
 GZIP_LEVEL = 6
 SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
-_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 log = logging.getLogger(__name__)
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 
@@ -124,7 +123,7 @@ class _HashingSink:
     them every SYNC_EVERY bytes: the disk then works while SQLite builds the next batches,
     and the final fsync finds little left to do."""
 
-    def __init__(self, raw: BinaryIO, copy: BinaryIO | None = None):
+    def __init__(self, raw: Any, copy: Any = None):
         self.raw, self.copy = raw, copy
         self.sha = hashlib.sha256()
         self.bytes = self.synced = 0
@@ -132,14 +131,13 @@ class _HashingSink:
     def write(self, data: bytes) -> int:
         self.sha.update(data)
         self.bytes += len(data)
-        written = self.raw.write(data)
+        self.raw.write(data)
         if self.copy is not None:
             self._copy(data)
         if self.bytes - self.synced >= SYNC_EVERY:
-            self.raw.flush()
-            _datasync(self.raw.fileno())
+            self.raw.sync()
             self.synced = self.bytes
-        return written
+        return len(data)
 
     def _copy(self, data: bytes) -> None:
         """The copy is a convenience: failing to write it drops it, never the export."""
@@ -152,7 +150,7 @@ class _HashingSink:
             self.copy = None
 
     def flush(self) -> None:
-        self.raw.flush()
+        pass  # the target's owner makes the file durable (commit, or open_target for a path)
 
 
 class _BackgroundWriter:
@@ -200,7 +198,7 @@ def export_to_file(
     store_path: str | Path,
     dataset: str,
     fmt: ExportFormat | str,
-    path: str | Path,
+    target: Target,
     *,
     filters: Filters = Filters(),  # frozen, so sharing it is safe
     limit: int,
@@ -210,12 +208,13 @@ def export_to_file(
     batch_size: int = 5000,
     copy_to: str | Path | None = None,
 ) -> ExportResult:
-    """Write at most `limit` matching rows to `path` from one consistent snapshot, fsynced.
+    """Write at most `limit` matching rows to `target` from one consistent snapshot.
 
-    `truncated` says whether more rows matched. On ExportCancelled or an error, `path` is left
-    for the caller to delete. `copy_to` (not for parquet) also gets every byte of the file as
-    it is written, unsynced, so that the CLI's `-o` needs no second pass over the finished
-    file; a copy that cannot be written is dropped (`copied` False), the export goes on.
+    `target` is the job's ExportWriter (the caller commits or aborts it) or a path (fsynced
+    here). `truncated` says whether more rows matched. On ExportCancelled or an error, a
+    path is left for the caller to delete. `copy_to` (not for parquet) also gets every byte
+    of the file as it is written, unsynced, so that the CLI's `-o` needs no second pass over
+    the finished file; a copy that cannot be written is dropped (`copied` False).
     """
     ds, fmt = get_dataset(dataset), ExportFormat(fmt)
     if fmt is ExportFormat.PARQUET:  # its own writer; imported here so CSV never loads Arrow
@@ -224,7 +223,7 @@ def export_to_file(
         return export_parquet(
             store_path,
             dataset,
-            path,
+            target,
             filters=filters,
             limit=limit,
             should_stop=should_stop,
@@ -237,7 +236,7 @@ def export_to_file(
         with (
             closing(db.conn),
             sq.snapshot(db),
-            open(path, "wb") as raw,
+            open_target(target) as raw,
             _open_copy(copy_to) as copy,
         ):
             sink = _HashingSink(raw, copy)
@@ -255,8 +254,6 @@ def export_to_file(
                 writer.close()
             if gzipped:
                 out.close()  # writes the gzip trailer into the sink
-            raw.flush()
-            os.fsync(raw.fileno())
     except OSError as e:
         # The message reaches clients in the job document: no server paths in it.
         raise StorageError(f"could not write the export file: {e.strerror or e}") from e

@@ -113,6 +113,13 @@ def assert_completes(system: ExportSystem, rows: int, **request) -> JobView:
     return done
 
 
+def _partial_size(writer) -> int:
+    """Bytes the job's ExportWriter has put in its partial file so far (a directory store)."""
+    storage = writer.storage
+    (partial,) = storage.list_partials(writer.key)
+    return (storage.directory / partial.ref).stat().st_size
+
+
 class FullDisk:
     """The real writer, failing with ENOSPC part-way through the file (after 50 rows, five
     batches) while `full` is set — as a write() to a full filesystem does."""
@@ -124,7 +131,7 @@ class FullDisk:
     def __call__(self, store_path, dataset, fmt, path, *, on_progress=None, **kwargs):
         def progress(rows: int) -> None:
             if self.full and rows >= 50:
-                self.part_size_at_failure = Path(path).stat().st_size
+                self.part_size_at_failure = _partial_size(path)
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             if on_progress is not None:
                 on_progress(rows)

@@ -87,7 +87,7 @@ def test_export_directory_turning_unwritable_mid_export(open_system):
     job = system.submit(TRANSFERS)
     assert writer.started.wait(WAIT)
     exports = system.settings.exports_dir
-    assert job_files(system, job.job_id) == [f"{job.job_id}.attempt1.part"]
+    assert job_files(system, job.job_id) == [f"{job.job_id}.csv.attempt1.part"]
     with unwritable(exports) as cause:
         writer.gate.set()
         view = system.wait(job.job_id, timeout=WAIT)
