@@ -19,14 +19,17 @@ import psycopg
 
 from ..errors import StorageError
 from .postgres_log import PostgresEventLog
-from .types import JobRequested, RecordedEvent
+from .types import RecordedEvent
 from .views import (
+    ACTIVE,
     CATCH_UP_CHUNK,
     CHECKPOINT_NAME,
     CHECKPOINT_TABLE,
     COLUMNS,
-    FIELDS,
+    CREATE_INDEXES,
     JOBS_TABLE,
+    OVER,
+    JobsSql,
     State,
     _state_of,
     fold,
@@ -34,41 +37,11 @@ from .views import (
 )
 
 _ROWID = "created_seq"
-_NOT_NULL = {"job_id", "tenant", "status", "version", "last_seq"}
-_SQL_TYPES = {str: "TEXT", int: "BIGINT"}
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
-_INSERT = f"INSERT INTO {JOBS_TABLE} ({_QUOTED}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-_CREATE_JOBS = (
-    f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
-    + ", ".join(
-        f'"{c}" {_SQL_TYPES[FIELDS[c]]}{" NOT NULL" if c in _NOT_NULL else ""}'
-        + (" PRIMARY KEY" if c == _ROWID else "")
-        for c in COLUMNS
-    )
-    + ")"
-)
-_CREATE_CHECKPOINT = (
-    f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)"
-)
-_ACTIVE = "j.status IN ('queued', 'running')"
-_OVER = "j.status IN ('completed', 'failed', 'cancelled')"
-_CREATE_INDEXES = (
-    f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_seq)",
-    f"CREATE INDEX IF NOT EXISTS jobs_active ON {JOBS_TABLE} (status, created_seq) "
-    f"WHERE {_ACTIVE.replace('j.', '')}",
-    f"CREATE INDEX IF NOT EXISTS jobs_expiry ON {JOBS_TABLE} (expires_at) "
-    f"WHERE {_OVER.replace('j.', '')}",
-)
-_JOINED = ", ".join(f'j."{c}"' for c in COLUMNS)
-_SELECT = (
-    f"SELECT {_JOINED}, e.data::text, e.recorded_at "
-    f"FROM {JOBS_TABLE} AS j JOIN events AS e ON e.seq = j.created_seq "
-    f"AND e.stream_id = j.job_id AND e.version = 1 AND e.type = '{JobRequested.type}'"
-)
-_FIXED = frozenset({"job_id", "tenant", "dataset", "created_seq"})
-_UPSERT = f"{_INSERT} ON CONFLICT({_ROWID}) DO UPDATE SET " + ", ".join(
-    f'"{c}" = excluded."{c}"' for c in COLUMNS if c not in _FIXED
-)
+_SQL = JobsSql(placeholder="%s", integer="BIGINT", data="e.data::text")
+_CREATE_JOBS, _CREATE_CHECKPOINT = _SQL.create_jobs, _SQL.create_checkpoint
+_INSERT, _UPSERT, _SELECT = _SQL.insert, _SQL.upsert, _SQL.select
+_ACTIVE, _OVER, _CREATE_INDEXES = ACTIVE, OVER, CREATE_INDEXES
 _SET_CHECKPOINT = (
     f"INSERT INTO {CHECKPOINT_TABLE}(name, seq) VALUES (%s, %s) "
     "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq"

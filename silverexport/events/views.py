@@ -64,52 +64,67 @@ _FROM_REQUEST = (
 _FROM_EVENT = (*_FROM_REQUEST, "created_at")  # created_at: the event's recorded_at
 COLUMNS = tuple(c for c in FIELDS if c not in _FROM_EVENT)  # the table's, in order
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)  # "limit" is an SQL keyword
-_INSERT = f"INSERT INTO {JOBS_TABLE} ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_SQL_TYPES = {str: "TEXT", int: "INTEGER"}
 _NOT_NULL = {"job_id", "tenant", "status", "version", "last_seq"}
 # The rowid is the seq of the job's JobRequested: rows are stored in creation order, which lists
 # jobs newest first without an index, lets a rebuild append its rows in order, and finds a job
 # by id through the log's own (stream_id, version) index.
 _ROWID = "created_seq"
-_CREATE_JOBS = (
-    f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
-    + ", ".join(
-        f'"{c}" {_SQL_TYPES[FIELDS[c]]}{" NOT NULL" if c in _NOT_NULL else ""}'
-        + (" PRIMARY KEY" if c == _ROWID else "")
-        for c in COLUMNS
-    )
-    + ")"
-)
-_SHAPE = tuple((c, int(c == _ROWID)) for c in COLUMNS)  # (name, pk) as PRAGMA table_info says
-_CREATE_CHECKPOINT = (
-    f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
-)
+ACTIVE = "j.status IN ('queued', 'running')"
+OVER = "j.status IN ('completed', 'failed', 'cancelled')"
 # Lists are per tenant. (One tenant's idempotency keys are kept unique by the log itself.)
-_ACTIVE = "j.status IN ('queued', 'running')"
-_OVER = "j.status IN ('completed', 'failed', 'cancelled')"
 # The active set and the next expiries are found through small partial indexes, so start-up and
 # the expiry timer cost what is active or due, not what the log has ever held.
 _INDEX_NAMES = ("jobs_tenant_created", "jobs_active", "jobs_expiry")
-_CREATE_INDEXES = (
+CREATE_INDEXES = (
     f"CREATE INDEX IF NOT EXISTS jobs_tenant_created ON {JOBS_TABLE} (tenant, created_seq)",
     f"CREATE INDEX IF NOT EXISTS jobs_active ON {JOBS_TABLE} (status, created_seq) "
-    f"WHERE {_ACTIVE.replace('j.', '')}",
+    f"WHERE {ACTIVE.replace('j.', '')}",
     f"CREATE INDEX IF NOT EXISTS jobs_expiry ON {JOBS_TABLE} (expires_at) "
-    f"WHERE {_OVER.replace('j.', '')}",
-)
-# A row joined to its JobRequested; a row whose key names any other event is not a job's view.
-# It ends inside the join's condition: a query adds its own with `AND`.
-_JOINED = ", ".join(f'j."{c}"' for c in COLUMNS)
-_SELECT = (
-    f"SELECT {_JOINED}, e.data, e.recorded_at "
-    f"FROM {JOBS_TABLE} AS j JOIN events AS e ON e.seq = j.created_seq "
-    f"AND e.stream_id = j.job_id AND e.version = 1 AND e.type = '{JobRequested.type}'"
+    f"WHERE {OVER.replace('j.', '')}",
 )
 # Set by JobRequested and never changed after: an update leaves them, and their indexes, alone.
 _FIXED = frozenset({"job_id", "tenant", "dataset", "created_seq"})
-_UPSERT = f"{_INSERT} ON CONFLICT({_ROWID}) DO UPDATE SET " + ", ".join(
-    f'"{c}" = excluded."{c}"' for c in COLUMNS if c not in _FIXED
-)
+_JOINED = ", ".join(f'j."{c}"' for c in COLUMNS)
+
+
+class JobsSql:
+    """The views' statements in one backend's SQL: they differ only in the placeholder, the
+    integer type and how the request's stored text is read back."""
+
+    def __init__(self, *, placeholder: str, integer: str, data: str):
+        sql_types = {str: "TEXT", int: integer}
+        self.create_jobs = (
+            f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
+            + ", ".join(
+                f'"{c}" {sql_types[FIELDS[c]]}{" NOT NULL" if c in _NOT_NULL else ""}'
+                + (" PRIMARY KEY" if c == _ROWID else "")
+                for c in COLUMNS
+            )
+            + ")"
+        )
+        self.create_checkpoint = (
+            f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} "
+            f"(name TEXT PRIMARY KEY, seq {integer} NOT NULL)"
+        )
+        values = ", ".join([placeholder] * len(COLUMNS))
+        self.insert = f"INSERT INTO {JOBS_TABLE} ({_QUOTED}) VALUES ({values})"
+        self.upsert = f"{self.insert} ON CONFLICT({_ROWID}) DO UPDATE SET " + ", ".join(
+            f'"{c}" = excluded."{c}"' for c in COLUMNS if c not in _FIXED
+        )
+        # A row joined to its JobRequested; a row whose key names any other event is not a
+        # job's view. It ends inside the join's condition: a query adds its own with `AND`.
+        self.select = (
+            f"SELECT {_JOINED}, {data}, e.recorded_at "
+            f"FROM {JOBS_TABLE} AS j JOIN events AS e ON e.seq = j.created_seq "
+            f"AND e.stream_id = j.job_id AND e.version = 1 AND e.type = '{JobRequested.type}'"
+        )
+
+
+_SQL = JobsSql(placeholder="?", integer="INTEGER", data="e.data")
+_CREATE_JOBS, _CREATE_CHECKPOINT = _SQL.create_jobs, _SQL.create_checkpoint
+_INSERT, _UPSERT, _SELECT = _SQL.insert, _SQL.upsert, _SQL.select
+_ACTIVE, _OVER, _CREATE_INDEXES = ACTIVE, OVER, CREATE_INDEXES
+_SHAPE = tuple((c, int(c == _ROWID)) for c in COLUMNS)  # (name, pk) as PRAGMA table_info says
 _REQUESTED = JobRequested.type
 _QUEUED, _RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 
