@@ -58,7 +58,7 @@ RETURNING 1
 """
 _RENEW = """
 UPDATE node_leases SET renewed_at = now(), expires_at = now() + make_interval(secs => %(lease)s)
-WHERE node_id = %(node)s AND token = %(token)s
+WHERE node_id = %(node)s AND token = %(token)s AND expires_at > now()
 """
 _HELD = (
     "SELECT expires_at, EXTRACT(EPOCH FROM expires_at - now()) FROM node_leases WHERE node_id = %s"
@@ -172,7 +172,8 @@ class PostgresLease:
             )
             return False
         if not renewed:
-            log.warning("node %s: lease lost (it ran out) and taken again", self._owner_id)
+            # Others may have recovered this node's jobs meanwhile: the log fences them.
+            log.warning("node %s: lease ran out before it was renewed; taken again", self._owner_id)
         if self._failing_since is not None:
             log.warning(
                 "node %s: lease renewed again after %.1f s of failures",
