@@ -36,6 +36,7 @@ from ..events.postgres_log import SCHEMA_LOCK_KEY
 from .port import NodeIdInUse
 
 log = logging.getLogger("silverexport.nodes")
+APPLICATION_NAME = "silverexport-lease"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS node_leases (
@@ -109,6 +110,7 @@ class PostgresLease:
         # beat does not wait for the WAL flush (a crash loses at most the last renewal).
         conn.execute(f"SET statement_timeout = {max(1000, int(self.lease_seconds * 500))}")
         conn.execute("SET synchronous_commit = off")
+        conn.execute(f"SET application_name = '{APPLICATION_NAME}'")  # for operators
         return conn
 
     def _create(self) -> None:
