@@ -16,6 +16,7 @@ import pytest
 
 from silverexport.silver.writers import Filters, export_to_file
 from tests.reliability.multinode import Cluster, wait_for
+from tests.reliability.serve_process import ServeProcess
 
 LEASE = 2.0
 TRANSFERS = {"dataset": "token_transfers", "format": "csv"}
@@ -209,3 +210,37 @@ def test_a_node_that_could_not_renew_in_time_does_not_finish_the_job_taken_over(
     assert cluster.job("a", job_id)["status"] == "completed"
     wait_for(lambda: "taken again" in cluster.nodes["a"].log(), what="a's lease taken again")
     assert files_of(cluster, job_id) == [file_name(cluster, job_id)]
+
+
+def test_a_second_live_node_with_the_same_id_refuses_to_start_with_one_line(cluster):
+    cluster.start("a")
+    twin = ServeProcess(
+        cluster.root / "twin-data",
+        cluster.root / "twin.log",
+        env=cluster.node_env("a"),
+    )
+    try:
+        assert twin.proc.wait(timeout=LEASE + 30) == 2
+    finally:
+        twin.close()
+    lines = [line for line in twin.log_path.read_text().splitlines() if line.strip()]
+    assert lines[-1] == (
+        "silverexport: error: SILVEREXPORT_NODE_ID: node 'a' is already running "
+        "(another live process renews its lease in the event log's database)"
+    ), lines
+    assert "Traceback" not in twin.log_path.read_text()
+    status, _ = cluster.nodes["a"].client().json("GET", "/v1/export/jobs")
+    assert status == 200  # the first node serves on
+
+
+def test_a_node_restarted_at_once_after_sigkill_keeps_its_id_and_its_jobs_move_on(
+    slow_cluster,
+):
+    cluster = slow_cluster
+    cluster.start_all(["a"])
+    job_id = submit(cluster.nodes["a"])["job_id"]
+    cluster.wait_job("a", job_id, running_with_progress)
+    cluster.kill("a")
+    cluster.start("a")  # waits out the dead one's lease, then takes the id
+    done = cluster.wait_job("a", job_id)
+    assert (done["status"], done["attempts"]) == ("completed", 2), done
