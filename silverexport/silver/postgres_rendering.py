@@ -9,7 +9,9 @@ format by format. Here:
   program wrote it with SQL): its line is worked out in full at export, field by field.
 - JSON text is escaped by `to_json(text)`, which escapes exactly what
   `json.dumps(ensure_ascii=False)` escapes (the quote, the backslash, U+0000 to U+001F, with
-  the short forms \\b \\f \\n \\r \\t and lowercase \\u00xx otherwise).
+  the short forms \\b \\f \\n \\r \\t and lowercase \\u00xx otherwise). Bit
+  JSON_BIT + i of the mask says text column i may need an escape; most text needs none, and
+  is written between quotes as it is, which is much cheaper than to_json().
 - Compact JSON is made by removing whitespace outside strings (MINIFY), which keeps numbers,
   escapes and key order as written: what SQLite's json() gives for the same text.
 PostgreSQL text cannot hold U+0000, so no line here has to survive one (ingest refuses it).
@@ -23,6 +25,7 @@ from ..model import ExportFormat
 from .catalog import Column, ColumnKind, Dataset
 from .rendering import CR, CSV_SPECIAL, ESCAPE_MASK, LF, quote_name
 
+JSON_BIT = 24  # bit JSON_BIT + i: column i may need a JSON escape (CSV bits are 0 to 23)
 # A JSON string (kept, as group 1) or a run of whitespace outside strings (dropped).
 MINIFY = r'("(?:[^"\\]|\\.)*")|[ \t\n\r]+'
 
@@ -54,6 +57,14 @@ def escape_mask_sql(ds: Dataset) -> str:
         f"(CASE WHEN {_needs_quotes(quote_name(c.name))} THEN {1 << i} ELSE 0 END)"
         for i, c in enumerate(ds.columns)
         if c.kind.free_text
+    ]
+    # [[:cntrl:]] also takes DEL, which needs no escape: such text only takes to_json().
+    bits += [
+        f"(CASE WHEN strpos({x}, '\"') > 0 OR strpos({x}, '\\') > 0 OR {x} ~ '[[:cntrl:]]' "
+        f"THEN {1 << (JSON_BIT + i)} ELSE 0 END)"
+        for i, c in enumerate(ds.columns)
+        if c.kind is ColumnKind.TEXT
+        for x in [quote_name(c.name)]
     ]
     loose = [
         f"{quote_name(c.name)} <> {minified(quote_name(c.name))}"
@@ -97,7 +108,7 @@ def _csv_field(c: Column, position: int, mode: str) -> str:
     return f"coalesce({expr}, '')" if c.nullable else expr
 
 
-def _json_value(c: Column) -> str:
+def _json_value(c: Column, position: int) -> str:
     x = quote_name(c.name)
     kind = c.kind
     if kind is ColumnKind.INTEGER:
@@ -107,7 +118,8 @@ def _json_value(c: Column) -> str:
     elif kind is ColumnKind.JSON_OBJECT:
         expr = f"CASE WHEN {ESCAPE_MASK} = -1 THEN {minified(x)} ELSE {x} END"
     elif kind is ColumnKind.TEXT:
-        expr = f"to_json({x})::text"
+        escape = f"{ESCAPE_MASK} & {1 << (JSON_BIT + position)} <> 0"
+        expr = f"""CASE WHEN {escape} THEN to_json({x})::text ELSE '"' || {x} || '"' END"""
     else:
         expr = f"""'"' || {x} || '"'"""  # validated decimals, times, choices: no escapes
     return f"coalesce({expr}, 'null')" if c.nullable else expr
@@ -125,15 +137,16 @@ def line_sql(ds: Dataset, fmt: ExportFormat) -> str:
             fields = [_csv_field(c, i, mode) for i, c in enumerate(ds.columns)]
             return _concat([*_between(fields, "','"), lit(CR + LF)])
 
+        csv_bits = (1 << JSON_BIT) - 1
         return (
-            f"CASE WHEN {ESCAPE_MASK} = 0 THEN {csv('plain')} "
+            f"CASE WHEN {ESCAPE_MASK} & {csv_bits} = 0 THEN {csv('plain')} "
             f"WHEN {ESCAPE_MASK} > 0 THEN {csv('mask')} ELSE {csv('full')} END"
         )
     parts = []
     for i, c in enumerate(ds.columns):
         key = json.dumps(c.name, ensure_ascii=False)
         parts.append(lit(("{" if i == 0 else ",") + key + ":"))
-        parts.append(_json_value(c))
+        parts.append(_json_value(c, i))
     parts.append(lit("}" + LF))
     return _concat(parts)
 
