@@ -23,6 +23,9 @@ from silverexport.timeutil import parse_canonical
 
 from .conftest import WAIT, transfer_rows, wait_until
 
+# Kills land mid-export by the export directory's `.part` files, and checks read it.
+pytestmark = pytest.mark.file_storage
+
 WORKER = Path(__file__).with_name("crash_worker.py")
 _STARTED: list[Worker] = []
 
