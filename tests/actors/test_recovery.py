@@ -43,9 +43,9 @@ def _kill_leftover_workers():
 class Worker:
     """A crash_worker subprocess whose stdout lines are read with deadlines."""
 
-    def __init__(self, data_dir: Path, mode: str):
+    def __init__(self, data_dir: Path, mode: str, *extra: str):
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(data_dir), mode],
+            [sys.executable, str(WORKER), str(data_dir), mode, *extra],
             stdout=subprocess.PIPE,
             text=True,
         )
