@@ -53,6 +53,19 @@ def _event_log_on_postgres(request, monkeypatch):
         monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(autouse=True)
+def _files_on_s3(request, monkeypatch):
+    """With STORAGE_BACKEND=s3, every test's system keeps its export files in a fresh bucket of
+    the session's SeaweedFS: the same suites, run against the second store. A test about the
+    export directory itself (marked `file_storage`) keeps the directory."""
+    local_only = request.node.get_closest_marker("file_storage") is not None
+    if os.environ.get("STORAGE_BACKEND") == "s3" and not local_only:
+        bucket = request.getfixturevalue("s3_bucket")  # also sets the AWS_* keys
+        endpoint = request.getfixturevalue("s3_server").endpoint_url
+        monkeypatch.setenv("SILVEREXPORT_STORAGE_URL", f"s3://{bucket}/exports/")
+        monkeypatch.setenv("SILVEREXPORT_S3_ENDPOINT_URL", endpoint)
+
+
 @pytest.fixture
 def open_system(tmp_path: Path):
     """Opens systems (on tmp_path/data unless told) that poll fast, and closes them after."""

@@ -45,6 +45,9 @@ from tests.actors.conftest import transfer_rows
 from .reliability_figures import record
 from .serve_process import Client, ServeProcess, child_env, cli, soak
 
+# The checks read the export directory (partials, leftovers) as the crash left it.
+pytestmark = pytest.mark.file_storage
+
 SEED = int(os.environ.get("SILVEREXPORT_CRASH_SEED", "6061"))
 ROUNDS = 80 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "20"))
 BIG_ROWS = 90_000 if soak() else 40_000
