@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pykka
 
 from ..config import MAX_ATTEMPTS, Settings
-from ..errors import ConcurrencyError
+from ..errors import ConcurrencyError, StorageError
 from ..events.types import JobFailed, JobStarted
 from ..events.views import State, to_view
 from .exporter import ExportActor, ExportFn
@@ -56,6 +56,7 @@ class Launching:
     shutting_down: bool
     actor_ref: pykka.ActorRef
     _retention: Callable[[], float]
+    _log_unreachable: Callable[[StorageError], None]
 
     def _schedule(self) -> None:
         """Start queued jobs, round-robin across tenants, while export slots are free. Never
@@ -73,6 +74,14 @@ class Launching:
             self.queue.pop()
             try:
                 started = self._start(state)
+            except StorageError as e:
+                # The log is out of reach, so nothing was recorded: not the job's fault, and
+                # no start try spent. It keeps its place and the others wait with it; the
+                # next Tick (or freed slot) tries again once the log answers.
+                self.slots.release(Side.EXPORT)
+                self.queue.put_back(state["tenant"], job_id)
+                self._log_unreachable(e)
+                return
             except Exception as e:
                 self.slots.release(Side.EXPORT)
                 tried.add(job_id)

@@ -19,7 +19,13 @@ from typing import Any
 import pykka
 
 from ..config import Settings
-from ..errors import ConcurrencyError, ConflictError, NotFoundError, QueueFullError
+from ..errors import (
+    ConcurrencyError,
+    ConflictError,
+    NotFoundError,
+    QueueFullError,
+    StorageError,
+)
 from ..events.log import EventLog
 from ..events.types import (
     Event,
@@ -105,6 +111,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.pending: list[Any] = []  # outcomes whose append failed; retried on Tick
         self.shutting_down = False
         self.next_sweep = 0.0
+        self.unreachable: str | None = None  # why the log is out of reach, while it is
 
     def _changed(self, state: State) -> None:
         """A job's state moved (here or elsewhere): keep the queue and our actors in step."""
@@ -137,7 +144,9 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             case Shutdown():
                 return self._shutdown()
         # Tells: an exception here would stop the actor, so failures are logged and the
-        # outcome kept for a retry on the next Tick — never dropped.
+        # outcome kept for a retry on the next Tick — never dropped. The log out of reach
+        # (its database stopped) is expected to pass: one line when it starts, not a
+        # traceback per message.
         try:
             match message:
                 case Progress():
@@ -148,8 +157,11 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._tick()
                 case Schedule():
                     self._schedule()
-        except Exception:
-            log.exception("supervisor could not handle %r; will retry", message)
+        except Exception as e:
+            if isinstance(e, StorageError):
+                self._log_unreachable(e)
+            else:
+                log.exception("supervisor could not handle %r; will retry", message)
             if isinstance(message, Done | Failed):
                 self.pending.append(message)
         finally:
@@ -304,8 +316,19 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             ):
                 files.discard(self.storage, msg.file_name)
 
+    def _log_unreachable(self, error: StorageError) -> None:
+        if self.unreachable is None:
+            log.warning("the event log is out of reach; retrying every tick: %s", error)
+        self.unreachable = str(error)
+
     def _tick(self) -> None:
         self.book.catch_up()
+        if self.unreachable is not None:
+            self.unreachable = None
+            log.warning(
+                "the event log answers again; %d finished jobs' outcomes to record",
+                len(self.pending),
+            )
         if not self.run_jobs:
             return  # bookkeeping only (listing, pruning): it changes nothing by itself
         self._retry_pending()
@@ -326,6 +349,9 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         for msg in pending:
             try:
                 self._finish(msg)
+            except StorageError as e:
+                self._log_unreachable(e)
+                self.pending.append(msg)
             except Exception:
                 log.exception("job %s: recording its outcome failed again; will retry", msg.job_id)
                 self.pending.append(msg)
