@@ -457,7 +457,7 @@ class ExportSystem:
                 self._reader_conns.remove(db)
             with contextlib.suppress(Exception):
                 db.close()
-            db = None
+            db = self._readers.db = None  # forgotten even if no new one can be opened now
         if db is None:
             db = self.log.open_reader()
             self._readers.db = db

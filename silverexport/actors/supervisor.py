@@ -138,7 +138,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             case Prune():
                 return recovery.expire_due(self.book, self.storage)
             case CatchUp():
-                n = self.book.catch_up()
+                n = self._catch_up()
                 self._schedule()
                 return n
             case Shutdown():
@@ -321,14 +321,19 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             log.warning("the event log is out of reach; retrying every tick: %s", error)
         self.unreachable = str(error)
 
-    def _tick(self) -> None:
-        self.book.catch_up()
+    def _catch_up(self) -> int:
+        """Read what the log gained; a read that works ends an outage (starts resume)."""
+        n = self.book.catch_up()
         if self.unreachable is not None:
             self.unreachable = None
             log.warning(
                 "the event log answers again; %d finished jobs' outcomes to record",
                 len(self.pending),
             )
+        return n
+
+    def _tick(self) -> None:
+        self._catch_up()
         if not self.run_jobs:
             return  # bookkeeping only (listing, pruning): it changes nothing by itself
         self._retry_pending()

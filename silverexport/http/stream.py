@@ -181,8 +181,9 @@ class StreamHub:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a locked or unreachable log: streams wait, the hub retries
-                if self.failing is None:
-                    log.warning("stream hub: reading the event log failed", exc_info=True)
+                if self.failing is None:  # once per outage; a bug keeps its traceback
+                    trace = not isinstance(e, StorageError)
+                    log.warning("stream hub: reading the event log failed: %s", e, exc_info=trace)
                 self.failing = " ".join(str(e).split()) or type(e).__name__
                 full = False
             if not full:
