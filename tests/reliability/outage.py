@@ -116,3 +116,39 @@ class StreamWatcher:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class HookReceiver:
+    """A loopback webhook receiver on a thread: answers 200 and keeps each body's job id."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.job_ids = []
+        changed = self.changed = threading.Condition()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with changed:
+                    received.append(json.loads(body)["job"]["job_id"])
+                    changed.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, job_ids: set[str], deadline: float = DEADLINE) -> None:
+        with self.changed:
+            got = self.changed.wait_for(lambda: job_ids <= set(self.job_ids), deadline)
+        assert got, f"deliveries for {job_ids - set(self.job_ids)} never came"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -20,6 +20,7 @@ from tests.http.liveserver import LiveServer
 from tests.reliability.outage import (
     CSV,
     DEADLINE,
+    HookReceiver,
     Recording,
     StreamWatcher,
     all_finished,
@@ -60,6 +61,15 @@ def test_an_in_process_node_rides_out_a_database_restart(own_postgres, open_syst
     system.store.ingest("token_transfers", transfer_rows(60))
     with LiveServer(make_app(system)) as base:
         client = Recording(base)
+        gate.opened.set()  # one job done before the outage: its file stays downloadable
+        [done] = submit(client, 1)
+        until("the first job done", lambda: all_finished(client, [done]))
+        done_sha256 = client.json("GET", f"/v1/export/jobs/{done}")[1]["sha256"]
+        gate.opened.clear()
+        gate.entered.clear()
+        receiver = HookReceiver()  # deliveries owed during the outage are made after it
+        hook = {"url": receiver.url, "events": ["job.completed"]}
+        assert client.json("POST", "/v1/webhooks", hook)[0] == 201
         first, *queued = submit(client, 4)
         assert gate.entered.wait(DEADLINE)  # the first runs (held at the gate), three wait
         watcher = StreamWatcher(base, first)
@@ -78,6 +88,9 @@ def test_an_in_process_node_rides_out_a_database_restart(own_postgres, open_syst
         assert client.json("GET", f"/v1/export/jobs/{first}/events")[0] == 503
         assert client.request("GET", f"/v1/export/jobs/{queued[0]}/stream")[0] == 503
         assert client.request("GET", f"/v1/export/jobs/{'0' * 32}")[0] == 503
+        assert downloaded_sha256(client, done) == done_sha256  # held in the node's cache
+        status, _, page = client.request("GET", "/metrics")
+        assert status == 200 and b"silverexport_http_requests" in page, page[:300]
         # The running export finishes while the database is away: its outcome waits.
         gate.opened.set()
         until("the outcome kept for a retry", lambda: system.supervisor.proxy().pending.get())
@@ -98,8 +111,15 @@ def test_an_in_process_node_rides_out_a_database_restart(own_postgres, open_syst
         assert watcher.ended.wait(DEADLINE), watcher.events
         assert watcher.events[-1] == "JobCompleted", (watcher.events, watcher.error)
         watcher.close()
-        # The node takes writes again, on new connections.
-        assert submit(client, 1)
+        # The node takes writes again, on new connections; the key refused while the database
+        # was away recorded nothing, so it makes one job now.
+        keyed = {"headers": {"Idempotency-Key": "k1"}}
+        status, job = client.json("POST", "/v1/export/dataset", CSV, **keyed)
+        assert status == 202, job
+        again = client.json("POST", "/v1/export/dataset", CSV, **keyed)
+        assert again == (200, again[1]) and again[1]["job_id"] == job["job_id"]
+        receiver.wait_for({first, *queued})
+        receiver.close()
         assert client.fives() == []
     done = cli("verify", env={**child_env(), "SILVEREXPORT_EVENT_LOG_URL": url})
     assert done.returncode == 0, done.stdout + done.stderr
