@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from silverexport.http import make_app
 from silverexport.silver.store import SilverStore
 from tests.http.conftest import KEYS, Gate, transfer_rows
@@ -51,7 +53,10 @@ def writes_are_refused(client: Recording, job_id: str) -> None:
     assert client.json("POST", "/v1/webhooks", hook)[0] == 503
 
 
-def test_an_in_process_node_rides_out_a_database_restart(own_postgres, open_system, monkeypatch):
+@pytest.mark.parametrize("halt", ["fast", "immediate"])  # an operator's stop, and a crash
+def test_an_in_process_node_rides_out_a_database_restart(
+    own_postgres, open_system, monkeypatch, halt
+):
     url = own_postgres.url(own_postgres.fresh_database())
     monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", url)
     gate = Gate()
@@ -76,7 +81,7 @@ def test_an_in_process_node_rides_out_a_database_restart(own_postgres, open_syst
         assert watcher.status == 200
         assert health(client)[0] == 200
 
-        own_postgres.halt()
+        own_postgres.halt(halt)
         assert_degraded(client, own_postgres.password)
         writes_are_refused(client, queued[-1])
         # Reads of jobs the node holds answer; reads that need the database are 503.
