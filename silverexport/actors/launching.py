@@ -20,15 +20,17 @@ from ..config import MAX_ATTEMPTS, Settings
 from ..errors import ConcurrencyError, StorageError
 from ..events.types import JobFailed, JobStarted
 from ..events.views import State, to_view
+from ..nodes import Liveness
 from .exporter import ExportActor, ExportFn
 from .fair_queue import FairQueue
 from .job_book import QUEUED, JobBook
 from .messages import Run
-from .owners import OwnerLock
 from .slots import Side, Slots
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from ..silver.port import SilverBackend
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,10 @@ class Launching:
     book: JobBook
     queue: FairQueue
     slots: Slots
-    owner: OwnerLock
+    owner: Liveness
     exporter: type[ExportActor]
     export_fn: ExportFn | None
+    silver: SilverBackend | None
     running: dict[str, Running]
     start_failures: Counter[str]
     run_jobs: bool
@@ -171,7 +174,7 @@ class Launching:
             supervisor=self.actor_ref,
             job=to_view(state),
             attempt=attempt,
-            store_path=self.settings.silver_path,
+            store_path=self.silver if self.silver is not None else self.settings.silver_path,
             storage=self.storage,
             max_records=state["max_records"] or self.settings.max_records,
             cancel=cancel,

@@ -38,6 +38,8 @@ from ..events.types import (
 )
 from ..events.views import State, ViewTables, to_view
 from ..model import JobStatus, JobView
+from ..nodes import Liveness
+from ..silver.port import SilverBackend
 from ..storage import ExportStorage
 from ..validation import check_request
 from . import files, recovery
@@ -56,8 +58,8 @@ from .messages import (
     Schedule,
     Submit,
     Tick,
+    Wake,
 )
-from .owners import OwnerLock
 from .slots import Side, Slots
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         log_: EventLog,
         views: ViewTables,
         slots: Slots,
-        owner: OwnerLock,
+        owner: Liveness,
         publish: Callable[[JobView], None],
         queue: FairQueue | None = None,
         export_fn: ExportFn | None = None,
@@ -93,6 +95,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         recover: bool = True,
         exporter: type[ExportActor] = ExportActor,
         storage: ExportStorage | None = None,
+        silver: SilverBackend | None = None,
     ):
         super().__init__()
         self.run_jobs = run_jobs
@@ -104,6 +107,8 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.exporter = exporter
         # Where the files live (SILVEREXPORT_STORAGE_URL); the system owns and closes it.
         self.storage = storage if storage is not None else settings.open_storage()
+        # The Silver store the exports read (SILVEREXPORT_SILVER_URL); None: the SQLite file.
+        self.silver = silver
         self.book = JobBook(log_, views, publish=publish, changed=self._changed)
         self.queue = queue if queue is not None else FairQueue()
         self.running: dict[str, Running] = {}
@@ -155,6 +160,10 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._finish(message)
                 case Tick():
                     self._tick()
+                case Wake():
+                    message.pending.clear()  # news arriving from now on asks for another
+                    self.book.catch_up()
+                    self._schedule()
                 case Schedule():
                     self._schedule()
         except Exception as e:
@@ -307,13 +316,18 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             except ConcurrencyError:
                 pass
         # Superseded (cancelled, or recovered by another process): the file is not ours to keep.
+        # While another attempt runs (on another node, on a shared store) the name is also
+        # its: its commit replaces our file, and if it fails instead, the sweeps remove ours.
         if isinstance(msg, Done):
             state = self.book.get(msg.job_id)
-            if not (
-                state
-                and state["status"] == JobStatus.COMPLETED.value
-                and state["file_name"] == msg.file_name
-            ):
+            kept = state is not None and (
+                state["status"] in ACTIVE
+                or (
+                    state["status"] == JobStatus.COMPLETED.value
+                    and state["file_name"] == msg.file_name
+                )
+            )
+            if not kept:
                 files.discard(self.storage, msg.file_name)
 
     def _log_unreachable(self, error: StorageError) -> None:
