@@ -101,3 +101,16 @@ def postgres_url(postgres_server) -> Iterator[str]:
     name = postgres_server.fresh_database()
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own, to stop and start again (`halt`, `resume`)
+    without touching the session's server that other tests use."""
+    from tests import postgres_server as pg
+    from tests.parts import need
+
+    need(pg.available(), "PostgreSQL 15", "postgresql-15 (apt-get install -y postgresql-15)")
+    server = pg.PostgresServer().start()
+    yield server
+    server.stop()

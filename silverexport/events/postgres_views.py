@@ -56,6 +56,16 @@ def _row(state: State) -> tuple:
     return tuple(row)
 
 
+@contextmanager
+def _translated(doing: str) -> Iterator[None]:
+    """A reader's psycopg error (the server gone, say) as our StorageError: a 503, not a 500.
+    The reader's owner sees it broken (`reader_ok`) and opens another."""
+    try:
+        yield
+    except psycopg.Error as e:
+        raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
+
+
 class PostgresViewTables:
     """The persisted projection on PostgreSQL; the same methods as views.ViewTables."""
 
@@ -72,11 +82,13 @@ class PostgresViewTables:
 
     @contextmanager
     def _reading(self, doing: str = "read the job views") -> Iterator[psycopg.Connection]:
-        """A transaction (a savepoint inside the caller's): a failed read rolls back alone."""
+        """A transaction (a savepoint inside the caller's): a failed read rolls back alone.
+        A connection lost with the server is made anew, as the log's own calls do."""
         try:
             with self.db.transaction():
                 yield self.db
         except psycopg.Error as e:
+            self.log.reconnect_if_broken()
             raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
 
     def _schema_current(self) -> bool:
@@ -163,7 +175,8 @@ class PostgresViewTables:
     @staticmethod
     def read_state(db: psycopg.Connection, job_id: str) -> State | None:
         """One job's persisted state, through any connection to the log's database."""
-        return PostgresViewTables._load_many(db, [job_id]).get(job_id)
+        with _translated("read the job views"):
+            return PostgresViewTables._load_many(db, [job_id]).get(job_id)
 
     @staticmethod
     def status_counts(db: psycopg.Connection) -> dict[str, int]:
@@ -190,7 +203,8 @@ class PostgresViewTables:
             f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j WHERE j.status = 'queued' "
             "AND j.created_seq < (SELECT seq FROM events WHERE stream_id = %s AND version = 1)"
         )
-        return db.execute(sql, [job_id]).fetchone()[0]
+        with _translated("read the job views"):
+            return db.execute(sql, [job_id]).fetchone()[0]
 
     @staticmethod
     def newest_states(
@@ -211,7 +225,8 @@ class PostgresViewTables:
             params.append(before_seq)
         sql = _SELECT + "".join(f" AND {w}" for w in where)
         sql += " ORDER BY j.created_seq DESC LIMIT %s"
-        return [_state_of(row) for row in db.execute(sql, [*params, limit])]
+        with _translated("list the jobs"):
+            return [_state_of(row) for row in db.execute(sql, [*params, limit])]
 
     @staticmethod
     def _load_many(db: psycopg.Connection, job_ids: list[str]) -> dict[str, State]:
