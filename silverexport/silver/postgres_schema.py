@@ -18,6 +18,9 @@ Why these column types:
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from .catalog import Column, ColumnKind, Dataset
 from .postgres_rendering import escape_mask_sql
 from .rendering import ESCAPE_MASK, quote_name
@@ -61,6 +64,32 @@ def column_sql(c: Column) -> str:
     elif kind is ColumnKind.JSON_OBJECT:
         check = f" CHECK (json_typeof({x}::json) = 'object')"
     return f'{x} TEXT COLLATE "C"{null}{check}'
+
+
+def mask_fingerprint(ds: Dataset) -> str:
+    """Kept as the mask column's comment: a table whose mask another expression computes
+    (made by an older version) gets its mask recomputed when the store is opened."""
+    return "silverexport mask " + hashlib.sha256(escape_mask_sql(ds).encode()).hexdigest()[:16]
+
+
+def create_or_upgrade(conn: Any, ds: Dataset) -> None:
+    """Create `ds`'s table, indexes and id trigger; recompute a mask of an older expression.
+    Runs in the caller's transaction, so an upgrade happens whole or not at all."""
+    t = quote_name(ds.name)
+    found = conn.execute(
+        "SELECT col_description(c.attrelid, c.attnum) FROM pg_attribute c "
+        "WHERE c.attrelid = to_regclass(%s) AND c.attname = %s",
+        [t, ESCAPE_MASK],
+    ).fetchone()
+    if found is not None and found[0] != mask_fingerprint(ds):
+        conn.execute(f"ALTER TABLE {t} DROP COLUMN {ESCAPE_MASK}")
+        conn.execute(
+            f"ALTER TABLE {t} ADD COLUMN {ESCAPE_MASK} BIGINT "
+            f"GENERATED ALWAYS AS ({escape_mask_sql(ds)}) STORED"
+        )
+    for stmt in schema_sql(ds):
+        conn.execute(stmt)
+    conn.execute(f"COMMENT ON COLUMN {t}.{ESCAPE_MASK} IS {_lit(mask_fingerprint(ds))}")
 
 
 def schema_sql(ds: Dataset) -> list[str]:

@@ -21,7 +21,7 @@ from ..config import redact_url
 from ..errors import StorageError, ValidationError
 from ..events.postgres_conn import connect, one_line
 from .catalog import DATASETS, ColumnKind, Dataset, get_dataset
-from .postgres_schema import ASSIGN_ID, SCHEMA_LOCK, schema_sql
+from .postgres_schema import ASSIGN_ID, SCHEMA_LOCK, create_or_upgrade
 from .rendering import quote_name
 from .store import INT64, RowChecker, parse_json_lines
 
@@ -43,8 +43,7 @@ class PostgresSilverStore:
                 self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SCHEMA_LOCK])
                 self.conn.execute(ASSIGN_ID)
                 for ds in DATASETS.values():
-                    for stmt in schema_sql(ds):
-                        self.conn.execute(stmt)
+                    create_or_upgrade(self.conn, ds)
         except psycopg.Error as e:
             self.conn.close()
             why = self._why(e)
