@@ -66,22 +66,34 @@ def column_sql(c: Column) -> str:
     return f'{x} TEXT COLLATE "C"{null}{check}'
 
 
-def mask_fingerprint(ds: Dataset) -> str:
-    """Kept as the mask column's comment: a table whose mask another expression computes
-    (made by an older version) gets its mask recomputed when the store is opened."""
-    return "silverexport mask " + hashlib.sha256(escape_mask_sql(ds).encode()).hexdigest()[:16]
+def fingerprint(ds: Dataset) -> str:
+    """Kept as the mask column's comment: the DDL this version would run for `ds`. A table
+    that carries it needs nothing (so a node starting during a long ingest elsewhere waits on
+    no table lock); one made by another version is brought up to date, its mask recomputed
+    (its expression may have changed, and a stale mask would render rows wrongly)."""
+    text = "\n".join([ASSIGN_ID, *schema_sql(ds)])
+    return "silverexport schema " + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def create_or_upgrade(conn: Any, ds: Dataset) -> None:
-    """Create `ds`'s table, indexes and id trigger; recompute a mask of an older expression.
-    Runs in the caller's transaction, so an upgrade happens whole or not at all."""
-    t = quote_name(ds.name)
+def stored_fingerprint(conn: Any, ds: Dataset) -> str | None:
+    """The mask column's comment; None when the table (or its mask) is missing."""
     found = conn.execute(
         "SELECT col_description(c.attrelid, c.attnum) FROM pg_attribute c "
         "WHERE c.attrelid = to_regclass(%s) AND c.attname = %s",
-        [t, ESCAPE_MASK],
+        [quote_name(ds.name), ESCAPE_MASK],
     ).fetchone()
-    if found is not None and found[0] != mask_fingerprint(ds):
+    return None if found is None else found[0] or ""
+
+
+def create_or_upgrade(conn: Any, ds: Dataset) -> None:
+    """Create `ds`'s table, indexes and id trigger, or bring an older layout up to date.
+    Runs in the caller's transaction, so an upgrade happens whole or not at all."""
+    t = quote_name(ds.name)
+    found = stored_fingerprint(conn, ds)
+    if found == fingerprint(ds):
+        return
+    conn.execute(ASSIGN_ID)
+    if found is not None:
         conn.execute(f"ALTER TABLE {t} DROP COLUMN {ESCAPE_MASK}")
         conn.execute(
             f"ALTER TABLE {t} ADD COLUMN {ESCAPE_MASK} BIGINT "
@@ -89,7 +101,7 @@ def create_or_upgrade(conn: Any, ds: Dataset) -> None:
         )
     for stmt in schema_sql(ds):
         conn.execute(stmt)
-    conn.execute(f"COMMENT ON COLUMN {t}.{ESCAPE_MASK} IS {_lit(mask_fingerprint(ds))}")
+    conn.execute(f"COMMENT ON COLUMN {t}.{ESCAPE_MASK} IS {_lit(fingerprint(ds))}")
 
 
 def schema_sql(ds: Dataset) -> list[str]:

@@ -292,3 +292,14 @@ def test_a_postgres_mask_of_an_older_expression_is_recomputed_on_open(postgres_u
         assert b',"a,b""c",' in data
     with PostgresSilverStore(postgres_url) as pg:  # a second open changes nothing
         assert pg.count("token_transfers") == 1
+
+
+def test_opening_an_up_to_date_store_waits_on_no_table_lock(postgres_url, transfer):
+    """A node that starts while another holds a table for a long ingest must not wait."""
+    with PostgresSilverStore(postgres_url):
+        pass
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("LOCK TABLE token_transfers IN ACCESS EXCLUSIVE MODE")
+        with PostgresSilverStore(postgres_url) as store:
+            assert store.location.endswith(postgres_url.rsplit("/", 1)[1])
+        holder.rollback()
