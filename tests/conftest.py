@@ -66,6 +66,16 @@ def _files_on_s3(request, monkeypatch):
         monkeypatch.setenv("SILVEREXPORT_S3_ENDPOINT_URL", endpoint)
 
 
+@pytest.fixture(autouse=True)
+def _silver_on_postgres(request, monkeypatch):
+    """With SILVER_BACKEND=postgres, every test's system keeps its Silver store in a fresh
+    PostgreSQL database (the one the log uses too, when both are on PostgreSQL: the tables do
+    not overlap). A test about the SQLite Silver file itself (marked `sqlite_silver`) keeps it."""
+    sqlite_only = request.node.get_closest_marker("sqlite_silver") is not None
+    if os.environ.get("SILVER_BACKEND") == "postgres" and not sqlite_only:
+        monkeypatch.setenv("SILVEREXPORT_SILVER_URL", request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def open_system(tmp_path: Path):
     """Opens systems (on tmp_path/data unless told) that poll fast, and closes them after."""
