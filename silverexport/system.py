@@ -20,8 +20,7 @@ import pykka
 
 from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
-from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick
-from .actors.owners import OwnerLock
+from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick, Wake
 from .actors.quiet_asks import quiet_client_errors
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
@@ -32,6 +31,7 @@ from .events.types import RecordedEvent
 from .events.views import State, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
+from .nodes import Wakeup, open_liveness, open_wakeup
 from .silver.store import SilverStore
 from .storage import ExportStorage, check_at_start
 from .storage import StorageError as PortStorageError
@@ -69,6 +69,8 @@ class ExportSystem:
         self.queue = FairQueue()
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
+        self._wakeup: Wakeup | None = None
+        self._wake_pending = threading.Event()
         self.supervisor: pykka.ActorRef | None = None
         self.store = self.log = self.owner = None  # type: ignore[assignment]
         self.storage: ExportStorage | None = None
@@ -104,7 +106,10 @@ class ExportSystem:
             ingestion_reserve=settings.ingestion_reserve,
             export_cap=settings.max_concurrent_exports,
         )
-        self.owner = OwnerLock(settings.owners_dir)
+        # Liveness, chosen with the log: a lock file beside SQLite, a lease in PostgreSQL.
+        self.owner = open_liveness(
+            settings, serving=supervisor_options["run_jobs"] and supervisor_options["recover"]
+        )
         if supervisor_options["run_jobs"] and supervisor_options["recover"]:
             self._metrics = self.metrics  # a serving process counts from its first append
         # Timed appends, and the jobs they finish, are counted outside events/ (SPEC §10).
@@ -123,6 +128,7 @@ class ExportSystem:
             **supervisor_options,
         )
         self._ask(Load())
+        self._wakeup = open_wakeup(settings, self._wake)  # other nodes' appends, promptly
         # Webhook deliveries run beside the supervisor, never through it (SPEC §9).
         self.webhooks = WebhookService(
             settings,
@@ -196,6 +202,8 @@ class ExportSystem:
             return
         self._closed = True
         self._stop_timer.set()
+        if self._wakeup is not None:
+            self._wakeup.close()
         if self._timer is not None:
             self._timer.join(timeout=10)
         if self.webhooks is not None:
@@ -234,6 +242,14 @@ class ExportSystem:
             handled.clear()
             with contextlib.suppress(pykka.ActorDeadError):
                 self.supervisor.tell(Tick(handled))
+
+    def _wake(self) -> None:
+        """The log grew (told by the listener's thread): one catch-up on its way at a time."""
+        if self._wake_pending.is_set():
+            return
+        self._wake_pending.set()
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.tell(Wake(self._wake_pending))
 
     def _on_slot_release(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):

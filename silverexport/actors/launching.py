@@ -20,11 +20,11 @@ from ..config import MAX_ATTEMPTS, Settings
 from ..errors import ConcurrencyError
 from ..events.types import JobFailed, JobStarted
 from ..events.views import State, to_view
+from ..nodes import Liveness
 from .exporter import ExportActor, ExportFn
 from .fair_queue import FairQueue
 from .job_book import QUEUED, JobBook
 from .messages import Run
-from .owners import OwnerLock
 from .slots import Side, Slots
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Launching:
     book: JobBook
     queue: FairQueue
     slots: Slots
-    owner: OwnerLock
+    owner: Liveness
     exporter: type[ExportActor]
     export_fn: ExportFn | None
     running: dict[str, Running]

@@ -32,6 +32,7 @@ from ..events.types import (
 )
 from ..events.views import State, ViewTables, to_view
 from ..model import JobStatus, JobView
+from ..nodes import Liveness
 from ..storage import ExportStorage
 from ..validation import check_request
 from . import files, recovery
@@ -50,8 +51,8 @@ from .messages import (
     Schedule,
     Submit,
     Tick,
+    Wake,
 )
-from .owners import OwnerLock
 from .slots import Side, Slots
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         log_: EventLog,
         views: ViewTables,
         slots: Slots,
-        owner: OwnerLock,
+        owner: Liveness,
         publish: Callable[[JobView], None],
         queue: FairQueue | None = None,
         export_fn: ExportFn | None = None,
@@ -146,6 +147,10 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._finish(message)
                 case Tick():
                     self._tick()
+                case Wake():
+                    message.pending.clear()  # news arriving from now on asks for another
+                    self.book.catch_up()
+                    self._schedule()
                 case Schedule():
                     self._schedule()
         except Exception:
@@ -295,13 +300,18 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             except ConcurrencyError:
                 pass
         # Superseded (cancelled, or recovered by another process): the file is not ours to keep.
+        # While another attempt runs (on another node, on a shared store) the name is also
+        # its: its commit replaces our file, and if it fails instead, the sweeps remove ours.
         if isinstance(msg, Done):
             state = self.book.get(msg.job_id)
-            if not (
-                state
-                and state["status"] == JobStatus.COMPLETED.value
-                and state["file_name"] == msg.file_name
-            ):
+            kept = state is not None and (
+                state["status"] in ACTIVE
+                or (
+                    state["status"] == JobStatus.COMPLETED.value
+                    and state["file_name"] == msg.file_name
+                )
+            )
+            if not kept:
                 files.discard(self.storage, msg.file_name)
 
     def _tick(self) -> None:

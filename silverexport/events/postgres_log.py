@@ -46,6 +46,9 @@ COLLISIONS = frozenset({"events_pkey", "events_stream_version", IDEMPOTENCY_INDE
 # Any fixed 64-bit key; it only has to be the same in every process using this database.
 APPEND_LOCK_KEY = 0x5E1E_E7E0_0000_0001
 SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
+# Every append NOTIFYs this channel in its own transaction (delivered at commit, so a listener
+# reads what it was told about); nodes LISTEN to catch up at once (nodes/postgres_listen.py).
+NOTIFY_CHANNEL = "silverexport_events"
 BATCH_ROWS = 2000
 LockKind = Literal["table", "advisory"]
 
@@ -208,6 +211,9 @@ class PostgresEventLog:
             cur.executemany(_INSERT, rows)
             if self.projector is not None and recorded:
                 self.projector.project(self.conn, recorded)
+            if recorded:
+                # The payload is the last seq: a listener may skip a catch-up it has done.
+                cur.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, str(recorded[-1].seq)])
         return recorded
 
     @contextmanager
