@@ -98,6 +98,36 @@ def seeded_modes(rng: random.Random, rounds: int) -> list[str]:
     return modes[:rounds]
 
 
+def mode_env(mode: str | None) -> dict[str, str]:
+    """The settings of a server started for a round of `mode` (None: the last clean start)."""
+    extra = {
+        "SILVEREXPORT_MAX_RECORDS": str(MAX_RECORDS),
+        "SILVEREXPORT_MAX_CONCURRENT_EXPORTS": "2",  # so that some jobs wait in the queue
+        "SILVEREXPORT_PROGRESS_INTERVAL_SECONDS": "0",  # a JobProgressed per batch
+        "SILVEREXPORT_CATCH_UP_INTERVAL_SECONDS": "0.2",
+    }
+    if mode == "expiry":
+        extra["SILVEREXPORT_JOB_TTL_SECONDS"] = "0.3"
+        extra["SILVEREXPORT_EXPIRY_INTERVAL_SECONDS"] = "0.1"
+    return extra
+
+
+def round_plan(rng: random.Random, mode: str) -> tuple[random.Random, float, list[dict], int]:
+    """(the round's own RNG, the kill's random delay, the bodies, how many 202s before the
+    kill in `appends` mode): drawn in the same order by both crash suites."""
+    choose = random.Random(rng.random())
+    delay = rng.random()
+    if mode == "appends":
+        return choose, delay, [choose.choice(POOL) for _ in range(40)], choose.randint(1, 6)
+    if mode == "export":
+        return choose, delay, [choose.choice(LARGE) for _ in range(6)] + [choose.choice(SMALL)], 0
+    return choose, delay, [choose.choice(SMALL) for _ in range(6)] + [choose.choice(LARGE)], 0
+
+
+# The random moment of each mode's kill: `delay` (0..1) times this many seconds.
+KILL_WINDOW = {"appends": 0.05, "export": 0.3, "rename": 0.02, "expiry": 0.8}
+
+
 class References:
     """The same export run without interruption, straight from the store: (sha256, path)."""
 
@@ -332,6 +362,26 @@ class CrashChecks:
             self.figures.problem(
                 f"verify {when}: exit {done.returncode}: {done.stdout} {done.stderr[-2000:]}"
             )
+
+    def wait_for_moment(
+        self,
+        mode: str,
+        submitter: Submitter,
+        after: int,
+        delay: float,
+        base: str,
+        watched: Callable[[], list[str]] | None = None,
+    ) -> None:
+        """Until the round's random moment of the kill: `after` 202s into the submissions
+        (`appends`), or once a job of `watched()` (default: the round's) runs (`export`) or
+        completes (`rename`, `expiry`) on `base`; then `delay` of KILL_WINDOW[mode]."""
+        if mode == "appends":
+            submitter.wait_for(lambda: len(submitter.ids) >= after)
+        else:
+            submitter.join(timeout=SETTLE)
+            ids = (watched and watched()) or submitter.ids
+            self.wait_for_status(base, ids, "running" if mode == "export" else None)
+        time.sleep(delay * KILL_WINDOW[mode])  # the random moment of the kill
 
     def wait_for_status(self, base: str, ids: list[str], wanted: str | None) -> None:
         """Until one of `ids` is running (`wanted`), or one has completed (None)."""

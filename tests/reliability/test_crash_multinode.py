@@ -31,11 +31,19 @@ from pathlib import Path
 
 import pytest
 
-from .crash_checks import SETTLE, CrashChecks, Submitter, fill_store, seeded_modes
+from .crash_checks import (
+    SETTLE,
+    CrashChecks,
+    Submitter,
+    fill_store,
+    mode_env,
+    round_plan,
+    seeded_modes,
+)
 from .multinode import Cluster
 from .reliability_figures import record
 from .serve_process import child_env, soak
-from .test_crash_suite import KILL_WINDOW, SEED, mode_env, round_plan
+from .test_crash_suite import SEED
 
 ROUNDS = 40 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_NODE_ROUNDS", "4"))
 BIG_ROWS = 60_000 if soak() else 20_000
@@ -95,19 +103,10 @@ class NodeCrasher(CrashChecks):
         submitter = Submitter(bodies, lambda: self.target(expiry_node), keys)
         submitter.start()
         try:
-            if mode == "appends":
-                submitter.wait_for(lambda: len(submitter.ids) >= after)
-            else:
-                submitter.join(timeout=SETTLE)
-                on_victim = [
-                    j for j, b in submitter.answered_by.items() if b == self.url_of(victim)
-                ]
-                self.wait_for_status(
-                    self.url_of(victim),
-                    on_victim or submitter.ids,
-                    "running" if mode == "export" else None,
-                )
-            time.sleep(delay * KILL_WINDOW[mode])  # the random moment of the kill
+            on_victim = lambda: [  # noqa: E731
+                j for j, b in submitter.answered_by.items() if b == self.url_of(victim)
+            ]
+            self.wait_for_moment(mode, submitter, after, delay, self.url_of(victim), on_victim)
         finally:
             self.live = tuple(name for name in self.live if name != victim)
             self.cluster.kill(victim)

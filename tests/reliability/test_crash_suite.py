@@ -27,21 +27,18 @@ Size: SILVEREXPORT_CRASH_ROUNDS (default 20), SILVEREXPORT_CRASH_SEED; SILVEREXP
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
 import pytest
 
 from .crash_checks import (
-    LARGE,
-    MAX_RECORDS,
-    POOL,
     SETTLE,
-    SMALL,
     CrashChecks,
     Submitter,
     fill_store,
+    mode_env,
+    round_plan,
     seeded_modes,
 )
 from .reliability_figures import record
@@ -50,36 +47,6 @@ from .serve_process import ServeProcess, child_env, soak
 SEED = int(os.environ.get("SILVEREXPORT_CRASH_SEED", "6061"))
 ROUNDS = 80 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "20"))
 BIG_ROWS = 90_000 if soak() else 40_000
-
-
-def mode_env(mode: str | None) -> dict[str, str]:
-    """The settings of a server started for a round of `mode` (None: the last clean start)."""
-    extra = {
-        "SILVEREXPORT_MAX_RECORDS": str(MAX_RECORDS),
-        "SILVEREXPORT_MAX_CONCURRENT_EXPORTS": "2",  # so that some jobs wait in the queue
-        "SILVEREXPORT_PROGRESS_INTERVAL_SECONDS": "0",  # a JobProgressed per batch
-        "SILVEREXPORT_CATCH_UP_INTERVAL_SECONDS": "0.2",
-    }
-    if mode == "expiry":
-        extra["SILVEREXPORT_JOB_TTL_SECONDS"] = "0.3"
-        extra["SILVEREXPORT_EXPIRY_INTERVAL_SECONDS"] = "0.1"
-    return extra
-
-
-def round_plan(rng: random.Random, mode: str) -> tuple[random.Random, float, list[dict], int]:
-    """(the round's own RNG, the kill's random delay, the bodies, how many 202s before the
-    kill in `appends` mode): drawn in the same order by both crash suites."""
-    choose = random.Random(rng.random())
-    delay = rng.random()
-    if mode == "appends":
-        return choose, delay, [choose.choice(POOL) for _ in range(40)], choose.randint(1, 6)
-    if mode == "export":
-        return choose, delay, [choose.choice(LARGE) for _ in range(6)] + [choose.choice(SMALL)], 0
-    return choose, delay, [choose.choice(SMALL) for _ in range(6)] + [choose.choice(LARGE)], 0
-
-
-# The random moment of each mode's kill: `delay` (0..1) times this many seconds.
-KILL_WINDOW = {"appends": 0.05, "export": 0.3, "rename": 0.02, "expiry": 0.8}
 
 
 class Crasher(CrashChecks):
@@ -104,12 +71,7 @@ class Crasher(CrashChecks):
         submitter = Submitter(bodies, lambda: base)
         submitter.start()
         try:
-            if mode == "appends":
-                submitter.wait_for(lambda: len(submitter.ids) >= after)
-            else:
-                submitter.join(timeout=SETTLE)
-                self.wait_for_status(base, submitter.ids, "running" if mode == "export" else None)
-            time.sleep(delay * KILL_WINDOW[mode])  # the random moment of the kill
+            self.wait_for_moment(mode, submitter, after, delay, base)
         finally:
             assert self.server is not None
             self.server.kill()
