@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import threading
 import time
@@ -26,6 +27,7 @@ from tests.actors.conftest import transfer_rows
 
 from .serve_process import Client, cli
 
+SEED = int(os.environ.get("SILVEREXPORT_CRASH_SEED", "6061"))
 SMALL_ROWS = 600
 MAX_RECORDS = 100_000
 SETTLE = 90.0  # seconds for every accepted job to reach a terminal state after a restart

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from .crash_checks import (
+    SEED,
     SETTLE,
     CrashChecks,
     Submitter,
@@ -43,7 +44,6 @@ from .crash_checks import (
 from .multinode import Cluster
 from .reliability_figures import record
 from .serve_process import child_env, soak
-from .test_crash_suite import SEED
 
 ROUNDS = 40 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_NODE_ROUNDS", "4"))
 BIG_ROWS = 60_000 if soak() else 20_000

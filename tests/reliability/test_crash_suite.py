@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from .crash_checks import (
+    SEED,
     SETTLE,
     CrashChecks,
     Submitter,
@@ -44,7 +45,6 @@ from .crash_checks import (
 from .reliability_figures import record
 from .serve_process import ServeProcess, child_env, soak
 
-SEED = int(os.environ.get("SILVEREXPORT_CRASH_SEED", "6061"))
 ROUNDS = 80 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "20"))
 BIG_ROWS = 90_000 if soak() else 40_000
 
