@@ -16,7 +16,14 @@ from tests.s3_server import s3_bucket, s3_server  # noqa: F401 (SeaweedFS fixtur
 # The suite's own size knobs (see tests/reliability): read by tests, never by the project.
 SUITE_KNOBS = frozenset(
     f"SILVEREXPORT_{name}"
-    for name in ("SOAK", "CRASH_ROUNDS", "CRASH_SEED", "CONCURRENT_SECONDS", "LOAD_JOBS")
+    for name in (
+        "SOAK",
+        "CRASH_ROUNDS",
+        "CRASH_NODE_ROUNDS",
+        "CRASH_SEED",
+        "CONCURRENT_SECONDS",
+        "LOAD_JOBS",
+    )
 )
 
 
