@@ -19,6 +19,7 @@ from silverexport.http import make_app
 from silverexport.silver.store import SilverStore
 from tests.http.conftest import KEYS, Gate, transfer_rows
 from tests.http.liveserver import LiveServer
+from tests.reliability.multinode import Cluster
 from tests.reliability.outage import (
     CSV,
     DEADLINE,
@@ -167,4 +168,53 @@ def test_a_serve_process_rides_out_a_database_restart(own_postgres, tmp_path: Pa
     assert "Traceback" not in served, served[-3000:]
     assert own_postgres.password not in served
     done = cli("verify", "--data-dir", str(data), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_two_nodes_ride_out_a_database_restart_with_exports_running_on_both(own_postgres, tmp_path):
+    url = own_postgres.url(own_postgres.fresh_database())
+    with Cluster(
+        tmp_path / "cluster",
+        url,
+        slow_exports=True,  # each export takes about 2 s: both nodes are mid-run at the halt
+        env={
+            "SILVEREXPORT_MAX_CONCURRENT_EXPORTS": "1",
+            "SILVEREXPORT_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+        },
+    ) as cluster:
+        cluster.seed()
+        a, b = cluster.start_all(["a", "b"])
+        pids = {a.pid, b.pid}
+        clients = {node.name: Recording(node.url) for node in (a, b)}
+        ids = submit(clients["a"], 3) + submit(clients["b"], 3)
+
+        def running_on_both() -> bool:  # one slot per node: two running means one on each
+            jobs = [clients["a"].json("GET", f"/v1/export/jobs/{job_id}")[1] for job_id in ids]
+            return sum(job["status"] == "running" for job in jobs) >= 2
+
+        until("an export running on each node", running_on_both)
+        own_postgres.halt()
+        for client in clients.values():
+            assert_degraded(client, own_postgres.password)
+            writes_are_refused(client, ids[-1])
+
+        own_postgres.resume()
+        for client in clients.values():
+            until("/healthz ok again", lambda c=client: health(c)[0] == 200)
+        documents = until("every job finished", lambda: all_finished(clients["b"], ids))
+        for job_id, document in documents.items():
+            assert document["status"] == "completed", document
+            # Finished by the node that ran it: nobody was judged dead for the outage.
+            assert document["attempts"] == 1, document
+            for client in clients.values():  # downloadable from either node
+                assert downloaded_sha256(client, job_id) == document["sha256"]
+            kinds = [e["type"] for e in cluster.events("a", job_id)]
+            assert kinds.count("JobCompleted") == 1, kinds
+        assert {node.pid for node in (a, b)} == pids and a.alive() and b.alive()
+        for client in clients.values():
+            assert submit(client, 1)
+            assert client.fives() == []
+        for node in (a, b):
+            assert "Traceback" not in node.log(), node.log()[-3000:]
+    done = cli("verify", env={**child_env(), "SILVEREXPORT_EVENT_LOG_URL": url})
     assert done.returncode == 0, done.stdout + done.stderr
