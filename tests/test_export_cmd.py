@@ -22,6 +22,9 @@ from silverexport.silver.store import SilverStore
 from silverexport.system import ExportSystem
 from tests.actors.conftest import transfer_rows
 
+# These tests write silver.db in the data dir themselves: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
+
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = list(get_dataset("token_transfers").column_names)
 T1, T2 = 6, 3  # rows of target t1 (ids 1-6), then of t2 (ids 7-9); networks alternate

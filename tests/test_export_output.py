@@ -17,6 +17,9 @@ from silverexport.silver.writers import export_to_file
 from silverexport.system import ExportSystem
 from tests.actors.conftest import transfer_rows
 
+# These tests write silver.db in the data dir themselves: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
+
 ROWS = 40
 
 

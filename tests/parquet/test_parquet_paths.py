@@ -22,6 +22,9 @@ from silverexport.silver.writers import export_to_file
 
 from .readback import assert_reads_back
 
+# These tests read the rows back from silver.db itself: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
+
 KEY = {"Authorization": "Bearer k1"}
 WAIT = 60.0
 PARQUET = "application/vnd.apache.parquet"
