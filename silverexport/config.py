@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ValidationError
+from .errors import ValidationError, quoted
 
 MAX_ATTEMPTS = 3
+# A node id is a file name (owners/<id>.lock) and a database key: plain, short, printable.
+NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class Settings:
     progress_interval_seconds: float = 1.0
     max_body_bytes: int = 64 * 1024
     event_log_url: str = ""  # "": the SQLite file events.db under the data dir (SPEC §8)
+    silver_url: str = ""  # "": the SQLite file silver.db under the data dir (SPEC §8)
     # Observability (SPEC §9, §10): `off` removes GET /metrics; streams send a comment this often
     # while idle and look for new events in the log this often.
     metrics: str = "on"
@@ -43,6 +47,10 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per log line (SPEC §10)
     storage_url: str = ""  # "": file:// + data_dir/exports (SPEC §8)
     s3_endpoint_url: str = ""  # "": AWS's own
+    # Several nodes (SPEC §8): "" is the host name and process id; a node whose lease in the
+    # event log's database is older than this is dead, and its jobs are recovered elsewhere.
+    node_id: str = ""
+    lease_seconds: float = 15.0
 
     @property
     def total_slots(self) -> int:
@@ -50,6 +58,7 @@ class Settings:
 
     @property
     def silver_path(self) -> Path:
+        """The SQLite Silver store's file (used when SILVEREXPORT_SILVER_URL is unset)."""
         return self.data_dir / "silver.db"
 
     @property
@@ -119,8 +128,17 @@ class Settings:
                 "SILVEREXPORT_WEBHOOK_MAX_ATTEMPTS and SILVEREXPORT_WEBHOOK_MAX_CONCURRENT "
                 "must be at least 1"
             )
+        if self.node_id and not NODE_ID.fullmatch(self.node_id):
+            raise ValidationError(
+                "SILVEREXPORT_NODE_ID must be 1 to 128 letters, digits and . _ : @ - "
+                f"(starting with a letter or digit), got {quoted(self.node_id)}"
+            )
+        if not 1 <= self.lease_seconds <= 3600:
+            raise ValidationError("SILVEREXPORT_LEASE_SECONDS must be between 1 and 3600")
         if self.event_log_url:
             check_postgres_url("SILVEREXPORT_EVENT_LOG_URL", self.event_log_url)
+        if self.silver_url:
+            check_postgres_url("SILVEREXPORT_SILVER_URL", self.silver_url)
         self.open_storage(check_url_only=True)
 
     def open_storage(self, check_url_only: bool = False):

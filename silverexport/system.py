@@ -20,8 +20,7 @@ import pykka
 
 from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
-from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick
-from .actors.owners import OwnerLock
+from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick, Wake
 from .actors.quiet_asks import quiet_client_errors
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
@@ -32,7 +31,8 @@ from .events.types import RecordedEvent
 from .events.views import State, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
-from .silver.store import SilverStore
+from .nodes import Wakeup, open_liveness, open_wakeup
+from .silver.backends import open_silver_store
 from .storage import ExportStorage, check_at_start
 from .storage import StorageError as PortStorageError
 from .validation import check_request
@@ -69,6 +69,8 @@ class ExportSystem:
         self.queue = FairQueue()
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
+        self._wakeup: Wakeup | None = None
+        self._wake_pending = threading.Event()
         self.supervisor: pykka.ActorRef | None = None
         self.store = self.log = self.owner = None  # type: ignore[assignment]
         self.storage: ExportStorage | None = None
@@ -97,14 +99,18 @@ class ExportSystem:
                 Path(self.storage.directory).mkdir(parents=True, exist_ok=True)
         except PortStorageError as e:
             raise StorageError(str(e)) from None
-        self.store = SilverStore(settings.silver_path)
+        # A bad SILVEREXPORT_SILVER_URL or an unreachable database stops us here, in one line.
+        self.store = open_silver_store(settings)
         self.slots = Slots(
             settings.total_slots,
             export_reserve=settings.export_reserve,
             ingestion_reserve=settings.ingestion_reserve,
             export_cap=settings.max_concurrent_exports,
         )
-        self.owner = OwnerLock(settings.owners_dir)
+        # Liveness, chosen with the log: a lock file beside SQLite, a lease in PostgreSQL.
+        self.owner = open_liveness(
+            settings, serving=supervisor_options["run_jobs"] and supervisor_options["recover"]
+        )
         if supervisor_options["run_jobs"] and supervisor_options["recover"]:
             self._metrics = self.metrics  # a serving process counts from its first append
         # Timed appends, and the jobs they finish, are counted outside events/ (SPEC §10).
@@ -120,9 +126,11 @@ class ExportSystem:
             publish=self._publish,
             queue=self.queue,
             storage=self.storage,
+            silver=self.store,
             **supervisor_options,
         )
         self._ask(Load())
+        self._wakeup = open_wakeup(settings, self._wake)  # other nodes' appends, promptly
         # Webhook deliveries run beside the supervisor, never through it (SPEC §9).
         self.webhooks = WebhookService(
             settings,
@@ -196,6 +204,8 @@ class ExportSystem:
             return
         self._closed = True
         self._stop_timer.set()
+        if self._wakeup is not None:
+            self._wakeup.close()
         if self._timer is not None:
             self._timer.join(timeout=10)
         if self.webhooks is not None:
@@ -234,6 +244,14 @@ class ExportSystem:
             handled.clear()
             with contextlib.suppress(pykka.ActorDeadError):
                 self.supervisor.tell(Tick(handled))
+
+    def _wake(self) -> None:
+        """The log grew (told by the listener's thread): one catch-up on its way at a time."""
+        if self._wake_pending.is_set():
+            return
+        self._wake_pending.set()
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.tell(Wake(self._wake_pending))
 
     def _on_slot_release(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
@@ -321,7 +339,7 @@ class ExportSystem:
         return view
 
     def _stored(self, job_id: str) -> JobView | None:
-        state = self.log.projector.read_state(self._reader(), job_id)
+        state = self._read(self.log.projector.read_state, job_id)
         return None if state is None else to_view(state)
 
     def _positioned(self, view: JobView) -> JobView:
@@ -331,7 +349,7 @@ class ExportSystem:
         position = self.queue.position(view.job_id)
         if position is None:
             # Another process will start it: count the jobs queued before it, anywhere.
-            position = 1 + self.log.projector.queued_ahead_of(self._reader(), view.job_id)
+            position = 1 + self._read(self.log.projector.queued_ahead_of, view.job_id)
         return replace(view, queue_position=position)
 
     def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
@@ -363,23 +381,36 @@ class ExportSystem:
     def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
-        return list(self.log.read_from(self._reader(), 0, stream_id=job_id))
+        return self._read(lambda reader: list(self.log.read_from(reader, 0, stream_id=job_id)))
 
     def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
         """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
-        events = self.log.read_from(self._reader(), after_seq)
-        try:
-            return [event for event, _ in zip(events, range(limit), strict=False)]
-        finally:
-            events.close()
+
+        def page(reader: Any) -> list[RecordedEvent]:
+            events = self.log.read_from(reader, after_seq)
+            try:
+                return [event for event, _ in zip(events, range(limit), strict=False)]
+            finally:
+                events.close()
+
+        return self._read(page)
 
     def last_seq(self) -> int:
         """The newest seq in the log (0 when empty)."""
-        return self.log.projector.last_seq(self._reader())
+        return self._read(self.log.projector.last_seq)
 
     def job_counts(self) -> dict[str, int]:
         """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
-        return self.log.projector.status_counts(self._reader())  # StorageError: 503, not 500
+        return self._read(self.log.projector.status_counts)  # StorageError: 503, not 500
+
+    def backends_down(self) -> dict[str, str]:
+        """The backends this node cannot reach now, each with why (empty when all answer),
+        for /healthz: asked of the database itself through this thread's reader."""
+        try:
+            self.last_seq()
+        except StorageError as e:
+            return {"event_log": str(e)}
+        return {}
 
     def list(
         self,
@@ -391,14 +422,16 @@ class ExportSystem:
         cursor: str | None = None,
     ) -> tuple[list[JobView], str | None]:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
-        views, next_cursor = query_jobs(
-            self._reader(),
-            newest=self.log.projector.newest_states,  # the views' SQL for this log's backend
-            tenant=tenant,
-            status=status,
-            dataset=dataset,
-            limit=limit,
-            cursor=cursor,
+        views, next_cursor = self._read(
+            lambda reader: query_jobs(
+                reader,
+                newest=self.log.projector.newest_states,  # the views' SQL for this backend
+                tenant=tenant,
+                status=status,
+                dataset=dataset,
+                limit=limit,
+                cursor=cursor,
+            )
         )
         return [self._positioned(v) for v in views], next_cursor
 
@@ -422,6 +455,18 @@ class ExportSystem:
         with self.slots.ingestion(timeout=timeout):
             return self.store.ingest(dataset, rows)
 
+    def _read(self, query: Callable[..., Any], *args: Any) -> Any:
+        """`query(reader, *args)` on this thread's reader, and once more on a new one when
+        the reader turns out to have lost its server (restarted since this thread last read):
+        the first read after the database returns answers, rather than a 503 per thread."""
+        reader = self._reader()
+        try:
+            return query(reader, *args)
+        except StorageError:
+            if self.log.reader_ok(reader):
+                raise  # the database answered with an error, or is still away
+            return query(self._reader(), *args)
+
     def _reader(self):
         """A read connection per calling thread (the HTTP executor's threads are bounded)."""
         db = getattr(self._readers, "db", None)
@@ -430,7 +475,7 @@ class ExportSystem:
                 self._reader_conns.remove(db)
             with contextlib.suppress(Exception):
                 db.close()
-            db = None
+            db = self._readers.db = None  # forgotten even if no new one can be opened now
         if db is None:
             db = self.log.open_reader()
             self._readers.db = db

@@ -16,7 +16,14 @@ from tests.s3_server import s3_bucket, s3_server  # noqa: F401 (SeaweedFS fixtur
 # The suite's own size knobs (see tests/reliability): read by tests, never by the project.
 SUITE_KNOBS = frozenset(
     f"SILVEREXPORT_{name}"
-    for name in ("SOAK", "CRASH_ROUNDS", "CRASH_SEED", "CONCURRENT_SECONDS", "LOAD_JOBS")
+    for name in (
+        "SOAK",
+        "CRASH_ROUNDS",
+        "CRASH_NODE_ROUNDS",
+        "CRASH_SEED",
+        "CONCURRENT_SECONDS",
+        "LOAD_JOBS",
+    )
 )
 
 
@@ -66,6 +73,16 @@ def _files_on_s3(request, monkeypatch):
         monkeypatch.setenv("SILVEREXPORT_S3_ENDPOINT_URL", endpoint)
 
 
+@pytest.fixture(autouse=True)
+def _silver_on_postgres(request, monkeypatch):
+    """With SILVER_BACKEND=postgres, every test's system keeps its Silver store in a fresh
+    PostgreSQL database (the one the log uses too, when both are on PostgreSQL: the tables do
+    not overlap). A test about the SQLite Silver file itself (marked `sqlite_silver`) keeps it."""
+    sqlite_only = request.node.get_closest_marker("sqlite_silver") is not None
+    if os.environ.get("SILVER_BACKEND") == "postgres" and not sqlite_only:
+        monkeypatch.setenv("SILVEREXPORT_SILVER_URL", request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def open_system(tmp_path: Path):
     """Opens systems (on tmp_path/data unless told) that poll fast, and closes them after."""
@@ -101,3 +118,16 @@ def postgres_url(postgres_server) -> Iterator[str]:
     name = postgres_server.fresh_database()
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own, to stop and start again (`halt`, `resume`)
+    without touching the session's server that other tests use."""
+    from tests import postgres_server as pg
+    from tests.parts import need
+
+    need(pg.available(), "PostgreSQL 15", "postgresql-15 (apt-get install -y postgresql-15)")
+    server = pg.PostgresServer().start()
+    yield server
+    server.stop()

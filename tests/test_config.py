@@ -30,6 +30,7 @@ GIVEN = {
     "stream_keepalive_seconds": ("5", 5.0),  # at most 15: default + 0.5 would be refused
     "log_format": ("json", "json"),
     "event_log_url": ("postgresql://u:pw@db.example:5432/ev",) * 2,
+    "node_id": ("node-a.eu-1", "node-a.eu-1"),
 }
 NUMBERS = {"int", "float"}
 
@@ -118,12 +119,32 @@ def test_an_integer_setting_refuses_a_fraction(name):
             "SILVEREXPORT_EXPORT_RESERVE + SILVEREXPORT_INGESTION_RESERVE exceed the 2 slots",
         ),
         ({"SILVEREXPORT_JOB_TTL_SECONDS": "-1"}, "SILVEREXPORT_JOB_TTL_SECONDS must not be"),
+        ({"SILVEREXPORT_LEASE_SECONDS": "0.5"}, "SILVEREXPORT_LEASE_SECONDS must be between"),
+        ({"SILVEREXPORT_LEASE_SECONDS": "-15"}, "SILVEREXPORT_LEASE_SECONDS must be between"),
+        ({"SILVEREXPORT_LEASE_SECONDS": "1e9"}, "SILVEREXPORT_LEASE_SECONDS must be between"),
+        ({"SILVEREXPORT_NODE_ID": "node a"}, "SILVEREXPORT_NODE_ID must be 1 to 128"),
+        ({"SILVEREXPORT_NODE_ID": "../etc"}, "SILVEREXPORT_NODE_ID must be 1 to 128"),
+        ({"SILVEREXPORT_NODE_ID": "a/b"}, "SILVEREXPORT_NODE_ID must be 1 to 128"),
+        ({"SILVEREXPORT_NODE_ID": "x" * 129}, "SILVEREXPORT_NODE_ID must be 1 to 128"),
     ],
 )
 def test_values_out_of_range_are_refused_by_name(env, message):
     with pytest.raises(ValidationError) as caught:
         Settings.from_env(env)
     assert str(caught.value).startswith(message)
+
+
+def test_node_settings_default_and_accept_plain_ids():
+    assert (Settings().node_id, Settings().lease_seconds) == ("", 15.0)
+    for node_id in ("a", "node-1", "host.example.com-4242", "eu1:node@rack2", "N" * 128):
+        assert Settings.from_env({"SILVEREXPORT_NODE_ID": node_id}).node_id == node_id
+    assert Settings.from_env({"SILVEREXPORT_LEASE_SECONDS": "2"}).lease_seconds == 2.0
+
+
+def test_a_long_bad_node_id_is_not_echoed_whole():
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_env({"SILVEREXPORT_NODE_ID": "bad id " * 100})
+    assert len(str(caught.value)) < 200
 
 
 def test_flags_win_over_variables_and_an_absent_flag_does_not():

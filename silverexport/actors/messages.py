@@ -84,3 +84,11 @@ class Prune:
 @dataclass(frozen=True, slots=True)
 class CatchUp:
     """Read what other processes appended; answers with the number of events applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """The log grew (another node's NOTIFY): catch up now rather than at the next Tick.
+    `pending` is set while one is on its way, so a burst of appends sends one, not many."""
+
+    pending: threading.Event

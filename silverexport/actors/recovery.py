@@ -14,11 +14,11 @@ from ..config import MAX_ATTEMPTS
 from ..errors import ConcurrencyError
 from ..events.types import JobExpired, JobFailed
 from ..model import JobStatus
+from ..nodes import Liveness
 from ..storage import ExportStorage, Partial
 from ..timeutil import now_text
 from . import files
 from .job_book import QUEUED, RUNNING, JobBook
-from .owners import OwnerLock
 
 log = logging.getLogger(__name__)
 COMPLETED = JobStatus.COMPLETED.value
@@ -26,7 +26,7 @@ COMPLETED = JobStatus.COMPLETED.value
 
 def recover_orphans(
     book: JobBook,
-    owner: OwnerLock,
+    owner: Liveness,
     *,
     storage: ExportStorage,
     busy: Collection[str],

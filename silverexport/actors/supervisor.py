@@ -19,7 +19,13 @@ from typing import Any
 import pykka
 
 from ..config import Settings
-from ..errors import ConcurrencyError, ConflictError, NotFoundError, QueueFullError
+from ..errors import (
+    ConcurrencyError,
+    ConflictError,
+    NotFoundError,
+    QueueFullError,
+    StorageError,
+)
 from ..events.log import EventLog
 from ..events.types import (
     Event,
@@ -32,6 +38,8 @@ from ..events.types import (
 )
 from ..events.views import State, ViewTables, to_view
 from ..model import JobStatus, JobView
+from ..nodes import Liveness
+from ..silver.port import SilverBackend
 from ..storage import ExportStorage
 from ..validation import check_request
 from . import files, recovery
@@ -50,8 +58,8 @@ from .messages import (
     Schedule,
     Submit,
     Tick,
+    Wake,
 )
-from .owners import OwnerLock
 from .slots import Side, Slots
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         log_: EventLog,
         views: ViewTables,
         slots: Slots,
-        owner: OwnerLock,
+        owner: Liveness,
         publish: Callable[[JobView], None],
         queue: FairQueue | None = None,
         export_fn: ExportFn | None = None,
@@ -87,6 +95,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         recover: bool = True,
         exporter: type[ExportActor] = ExportActor,
         storage: ExportStorage | None = None,
+        silver: SilverBackend | None = None,
     ):
         super().__init__()
         self.run_jobs = run_jobs
@@ -98,6 +107,8 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.exporter = exporter
         # Where the files live (SILVEREXPORT_STORAGE_URL); the system owns and closes it.
         self.storage = storage if storage is not None else settings.open_storage()
+        # The Silver store the exports read (SILVEREXPORT_SILVER_URL); None: the SQLite file.
+        self.silver = silver
         self.book = JobBook(log_, views, publish=publish, changed=self._changed)
         self.queue = queue if queue is not None else FairQueue()
         self.running: dict[str, Running] = {}
@@ -105,6 +116,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.pending: list[Any] = []  # outcomes whose append failed; retried on Tick
         self.shutting_down = False
         self.next_sweep = 0.0
+        self.unreachable: str | None = None  # why the log is out of reach, while it is
 
     def _changed(self, state: State) -> None:
         """A job's state moved (here or elsewhere): keep the queue and our actors in step."""
@@ -131,13 +143,15 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             case Prune():
                 return recovery.expire_due(self.book, self.storage)
             case CatchUp():
-                n = self.book.catch_up()
+                n = self._catch_up()
                 self._schedule()
                 return n
             case Shutdown():
                 return self._shutdown()
         # Tells: an exception here would stop the actor, so failures are logged and the
-        # outcome kept for a retry on the next Tick — never dropped.
+        # outcome kept for a retry on the next Tick — never dropped. The log out of reach
+        # (its database stopped) is expected to pass: one line when it starts, not a
+        # traceback per message.
         try:
             match message:
                 case Progress():
@@ -146,10 +160,17 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._finish(message)
                 case Tick():
                     self._tick()
+                case Wake():
+                    message.pending.clear()  # news arriving from now on asks for another
+                    self.book.catch_up()
+                    self._schedule()
                 case Schedule():
                     self._schedule()
-        except Exception:
-            log.exception("supervisor could not handle %r; will retry", message)
+        except Exception as e:
+            if isinstance(e, StorageError):
+                self._log_unreachable(e)
+            else:
+                log.exception("supervisor could not handle %r; will retry", message)
             if isinstance(message, Done | Failed):
                 self.pending.append(message)
         finally:
@@ -295,17 +316,38 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             except ConcurrencyError:
                 pass
         # Superseded (cancelled, or recovered by another process): the file is not ours to keep.
+        # While another attempt runs (on another node, on a shared store) the name is also
+        # its: its commit replaces our file, and if it fails instead, the sweeps remove ours.
         if isinstance(msg, Done):
             state = self.book.get(msg.job_id)
-            if not (
-                state
-                and state["status"] == JobStatus.COMPLETED.value
-                and state["file_name"] == msg.file_name
-            ):
+            kept = state is not None and (
+                state["status"] in ACTIVE
+                or (
+                    state["status"] == JobStatus.COMPLETED.value
+                    and state["file_name"] == msg.file_name
+                )
+            )
+            if not kept:
                 files.discard(self.storage, msg.file_name)
 
+    def _log_unreachable(self, error: StorageError) -> None:
+        if self.unreachable is None:
+            log.warning("the event log is out of reach; retrying every tick: %s", error)
+        self.unreachable = str(error)
+
+    def _catch_up(self) -> int:
+        """Read what the log gained; a read that works ends an outage (starts resume)."""
+        n = self.book.catch_up()
+        if self.unreachable is not None:
+            self.unreachable = None
+            log.warning(
+                "the event log answers again; %d finished jobs' outcomes to record",
+                len(self.pending),
+            )
+        return n
+
     def _tick(self) -> None:
-        self.book.catch_up()
+        self._catch_up()
         if not self.run_jobs:
             return  # bookkeeping only (listing, pruning): it changes nothing by itself
         self._retry_pending()
@@ -326,6 +368,9 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         for msg in pending:
             try:
                 self._finish(msg)
+            except StorageError as e:
+                self._log_unreachable(e)
+                self.pending.append(msg)
             except Exception:
                 log.exception("job %s: recording its outcome failed again; will retry", msg.job_id)
                 self.pending.append(msg)

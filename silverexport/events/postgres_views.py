@@ -54,6 +54,16 @@ def _row(state: State) -> tuple:
     return tuple(row)
 
 
+@contextmanager
+def _translated(doing: str) -> Iterator[None]:
+    """A reader's psycopg error (the server gone, say) as our StorageError: a 503, not a 500.
+    The reader's owner sees it broken (`reader_ok`) and opens another."""
+    try:
+        yield
+    except psycopg.Error as e:
+        raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
+
+
 class PostgresViewTables:
     """The persisted projection on PostgreSQL; the same methods as views.ViewTables."""
 
@@ -70,11 +80,13 @@ class PostgresViewTables:
 
     @contextmanager
     def _reading(self, doing: str = "read the job views") -> Iterator[psycopg.Connection]:
-        """A transaction (a savepoint inside the caller's): a failed read rolls back alone."""
+        """A transaction (a savepoint inside the caller's): a failed read rolls back alone.
+        A connection lost with the server is made anew, as the log's own calls do."""
         try:
             with self.db.transaction():
                 yield self.db
         except psycopg.Error as e:
+            self.log.reconnect_if_broken()
             raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
 
     def _schema_current(self) -> bool:
@@ -161,7 +173,8 @@ class PostgresViewTables:
     @staticmethod
     def read_state(db: psycopg.Connection, job_id: str) -> State | None:
         """One job's persisted state, through any connection to the log's database."""
-        return PostgresViewTables._load_many(db, [job_id]).get(job_id)
+        with _translated("read the job views"):
+            return PostgresViewTables._load_many(db, [job_id]).get(job_id)
 
     @staticmethod
     def status_counts(db: psycopg.Connection) -> dict[str, int]:
@@ -188,7 +201,8 @@ class PostgresViewTables:
             f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j WHERE j.status = 'queued' "
             "AND j.created_seq < (SELECT seq FROM events WHERE stream_id = %s AND version = 1)"
         )
-        return db.execute(sql, [job_id]).fetchone()[0]
+        with _translated("read the job views"):
+            return db.execute(sql, [job_id]).fetchone()[0]
 
     @staticmethod
     def newest_states(
@@ -200,7 +214,8 @@ class PostgresViewTables:
     ) -> list[State]:
         """Up to `limit` jobs newest first with the column values in `equal`: a list page."""
         sql, params = _SQL.page(equal, before_seq, limit)
-        return [_state_of(row) for row in db.execute(sql, params)]
+        with _translated("list the jobs"):
+            return [_state_of(row) for row in db.execute(sql, params)]
 
     @staticmethod
     def _load_many(db: psycopg.Connection, job_ids: list[str]) -> dict[str, State]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from silverexport.config import Settings
 from silverexport.events.backends import open_event_log, open_views
 from silverexport.events.types import JobCompleted, JobRequested, JobStarted
 from silverexport.model import ExportFormat
+from silverexport.nodes import open_liveness
 from silverexport.silver.writers import Filters, export_to_file
 from silverexport.timeutil import parse_canonical
 
@@ -28,6 +30,22 @@ pytestmark = pytest.mark.file_storage
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 _STARTED: list[Worker] = []
+
+
+@pytest.fixture(autouse=True)
+def _short_leases(monkeypatch):
+    """On a PostgreSQL log a killed worker is dead once its lease runs out: make that soon."""
+    monkeypatch.setenv("SILVEREXPORT_LEASE_SECONDS", "1")
+
+
+def wait_dead(data_dir: Path, node_id: str) -> None:
+    """Until the other processes can see that the killed worker `node_id` is dead (at once
+    with lock files; once its lease ran out with a lease in PostgreSQL)."""
+    probe = open_liveness(Settings.from_env(data_dir=data_dir), serving=False)
+    try:
+        wait_until(lambda: not probe.is_alive(node_id), what=f"{node_id} seen dead")
+    finally:
+        probe.release()
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +61,13 @@ def _kill_leftover_workers():
 class Worker:
     """A crash_worker subprocess whose stdout lines are read with deadlines."""
 
-    def __init__(self, data_dir: Path, mode: str, *extra: str):
+    def __init__(self, data_dir: Path, mode: str, *extra: str, node_id: str | None = None):
+        env = {**os.environ, "SILVEREXPORT_NODE_ID": node_id} if node_id else None
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKER), str(data_dir), mode, *extra],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         _STARTED.append(self)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -117,15 +137,18 @@ def test_sigkill_mid_export_loses_nothing_and_serves_only_whole_files(tmp_path):
 def test_a_job_interrupted_three_times_stays_failed(tmp_path):
     data_dir = tmp_path / "data"
     seed(data_dir, rows=50)
-    worker = Worker(data_dir, "submit")
+    worker = Worker(data_dir, "submit", node_id="worker-0")
     job_id = next(
         line.split()[1]
         for line in worker.read_until("MIDWAY", "READY")
         if line.startswith("ACCEPTED")
     )
     worker.kill()
-    for _ in range(2):
-        worker = Worker(data_dir, "resume")
+    for n in (1, 2):
+        # The next worker must see its predecessor dead when it starts, or it would start
+        # the other jobs (queued by an owner long dead) before the interrupted one.
+        wait_dead(data_dir, f"worker-{n - 1}")
+        worker = Worker(data_dir, "resume", node_id=f"worker-{n}")
         worker.read_until("MIDWAY")
         worker.kill()
     with ExportSystem.open(data_dir) as system:

@@ -57,7 +57,16 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 class ServeProcess:
     """The serve command in a child process; its stderr (the server log) goes to `log_path`."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *extra: str, env: dict[str, str]):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *extra: str,
+        env: dict[str, str],
+        module: str = "silverexport",
+    ):
+        """`module` is what `python -m` runs: a test's own runner may wrap the command line
+        (tests/reliability/slow_serve.py slows every export down)."""
         self.log_path = log_path
         self.signalled = False  # set by a test that sent its own SIGTERM
         self.lines: queue.Queue[str] = queue.Queue()
@@ -67,7 +76,7 @@ class ServeProcess:
                 [
                     sys.executable,
                     "-m",
-                    "silverexport",
+                    module,
                     "serve",
                     "--host",
                     "127.0.0.1",
