@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/eventlog.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/jobs.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_serve.py
 	$(BIN)/python bench/finished_jobs.py
 	$(BIN)/python bench/metrics_cost.py
 	$(BIN)/python bench/cli_export.py

@@ -37,8 +37,6 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Not this folder: its http.py would shadow the standard library's, which aiohttp imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
 from silverexport.events.log import Append, EventLog  # noqa: E402

@@ -21,15 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-# bench/http.py sits beside this file: with this folder first on sys.path, `import http`
-# (which prometheus_client and aiohttp need) would find it instead of the standard library.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import urllib.request  # noqa: E402
-
-import psutil  # noqa: E402
+import psutil
 
 KEY = "bench-key"
 CPU_TARGET = 1.10

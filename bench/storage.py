@@ -21,8 +21,6 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/ holds an http.py: with bench/ on sys.path botocore's `http.client` would not import
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from silverexport.storage.s3 import S3Storage  # noqa: E402

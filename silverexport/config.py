@@ -31,6 +31,7 @@ class Settings:
     progress_interval_seconds: float = 1.0
     max_body_bytes: int = 64 * 1024
     event_log_url: str = ""  # "": the SQLite file events.db under the data dir (SPEC §8)
+    silver_url: str = ""  # "": the SQLite file silver.db under the data dir (SPEC §8)
     # Observability (SPEC §9, §10): `off` removes GET /metrics; streams send a comment this often
     # while idle and look for new events in the log this often.
     metrics: str = "on"
@@ -57,6 +58,7 @@ class Settings:
 
     @property
     def silver_path(self) -> Path:
+        """The SQLite Silver store's file (used when SILVEREXPORT_SILVER_URL is unset)."""
         return self.data_dir / "silver.db"
 
     @property
@@ -135,6 +137,8 @@ class Settings:
             raise ValidationError("SILVEREXPORT_LEASE_SECONDS must be between 1 and 3600")
         if self.event_log_url:
             check_postgres_url("SILVEREXPORT_EVENT_LOG_URL", self.event_log_url)
+        if self.silver_url:
+            check_postgres_url("SILVEREXPORT_SILVER_URL", self.silver_url)
         self.open_storage(check_url_only=True)
 
     def open_storage(self, check_url_only: bool = False):

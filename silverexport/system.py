@@ -32,7 +32,7 @@ from .events.views import State, newest_states, to_view
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .nodes import Wakeup, open_liveness, open_wakeup
-from .silver.store import SilverStore
+from .silver.backends import open_silver_store
 from .storage import ExportStorage, check_at_start
 from .storage import StorageError as PortStorageError
 from .validation import check_request
@@ -99,7 +99,8 @@ class ExportSystem:
                 Path(self.storage.directory).mkdir(parents=True, exist_ok=True)
         except PortStorageError as e:
             raise StorageError(str(e)) from None
-        self.store = SilverStore(settings.silver_path)
+        # A bad SILVEREXPORT_SILVER_URL or an unreachable database stops us here, in one line.
+        self.store = open_silver_store(settings)
         self.slots = Slots(
             settings.total_slots,
             export_reserve=settings.export_reserve,
@@ -125,6 +126,7 @@ class ExportSystem:
             publish=self._publish,
             queue=self.queue,
             storage=self.storage,
+            silver=self.store,
             **supervisor_options,
         )
         self._ask(Load())

@@ -1,5 +1,6 @@
 """`silverexport export`: one export through the actor system from the command line — its
-formats, filters, -o, and exit codes (0 done, 1 the job did not complete, 2 bad input)."""
+formats, filters, -o, --timeout, and exit codes (0 done, 1 the job did not complete, 2 bad
+input)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from silverexport.__main__ import main
+from silverexport.model import JobStatus
 from silverexport.silver.catalog import get_dataset
 from silverexport.silver.store import SilverStore
 from silverexport.system import ExportSystem
@@ -167,10 +170,11 @@ def test_flags_argparse_refuses_are_exit_2(data, capsys, flags):
     assert "usage: silverexport" in capsys.readouterr().err
 
 
-def run_cli(*args: str, data: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, data: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "silverexport", "export", *args, "--data-dir", str(data)],
         cwd=ROOT,
+        env=None if env is None else os.environ | env,
         capture_output=True,
         timeout=120,
         check=False,
@@ -186,3 +190,34 @@ def test_as_a_process_exit_codes_and_stdout(data):
     bad = run_cli("token_transfers", "--format", "csv", "--from", "soon", data=data)
     assert bad.returncode == 2 and bad.stdout == b""
     assert bad.stderr.decode().startswith('silverexport: error: "from" is not a valid time')
+
+
+# Every slot reserved for ingestion: a real configuration in which no export can start, so the
+# job is certain to be still queued when --timeout runs out.
+NO_EXPORT_SLOTS = {
+    "SILVEREXPORT_SLOTS_TOTAL": "1",
+    "SILVEREXPORT_INGESTION_RESERVE": "1",
+    "SILVEREXPORT_EXPORT_RESERVE": "0",
+}
+
+
+def test_a_timeout_cancels_the_job_and_says_so_in_one_line(data):
+    done = run_cli(
+        "token_transfers", "--format", "csv", "--timeout", "0.5", data=data, env=NO_EXPORT_SLOTS
+    )
+    assert done.returncode == 1 and done.stdout == b""
+    (job,) = jobs_in(data)
+    assert done.stderr.decode() == (
+        f"silverexport: error: job {job.job_id} was still queued after --timeout 0.5 s; "
+        "it has been cancelled\n"
+    )
+    assert job.status is JobStatus.CANCELLED
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_timeout_that_is_not_positive_is_exit_2_and_records_nothing(data, capsys, value):
+    assert export(data, "--format", "csv", "--timeout", value) == 2
+    assert capsys.readouterr().err == (
+        "silverexport: error: --timeout must be a positive number of seconds\n"
+    )
+    assert jobs_in(data) == []

@@ -12,6 +12,7 @@ from typing import Any
 import pykka
 
 from ..model import JobView
+from ..silver.port import SilverBackend
 from ..silver.writers import ExportCancelled, Filters, export_to_file
 from ..storage import ExportStorage, ExportWriter
 from . import files
@@ -35,7 +36,7 @@ class ExportActor(pykka.ThreadingActor):
         supervisor: pykka.ActorRef,
         job: JobView,
         attempt: int,
-        store_path: Path,
+        store_path: Path | SilverBackend,
         storage: ExportStorage,
         max_records: int,
         cancel: threading.Event,

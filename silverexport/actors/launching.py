@@ -30,6 +30,8 @@ from .slots import Side, Slots
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..silver.port import SilverBackend
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,7 @@ class Launching:
     owner: Liveness
     exporter: type[ExportActor]
     export_fn: ExportFn | None
+    silver: SilverBackend | None
     running: dict[str, Running]
     start_failures: Counter[str]
     run_jobs: bool
@@ -159,7 +162,7 @@ class Launching:
             supervisor=self.actor_ref,
             job=to_view(state),
             attempt=attempt,
-            store_path=self.settings.silver_path,
+            store_path=self.silver if self.silver is not None else self.settings.silver_path,
             storage=self.storage,
             max_records=state["max_records"] or self.settings.max_records,
             cancel=cancel,

@@ -33,6 +33,7 @@ from ..events.types import (
 from ..events.views import State, ViewTables, to_view
 from ..model import JobStatus, JobView
 from ..nodes import Liveness
+from ..silver.port import SilverBackend
 from ..storage import ExportStorage
 from ..validation import check_request
 from . import files, recovery
@@ -88,6 +89,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         recover: bool = True,
         exporter: type[ExportActor] = ExportActor,
         storage: ExportStorage | None = None,
+        silver: SilverBackend | None = None,
     ):
         super().__init__()
         self.run_jobs = run_jobs
@@ -99,6 +101,8 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.exporter = exporter
         # Where the files live (SILVEREXPORT_STORAGE_URL); the system owns and closes it.
         self.storage = storage if storage is not None else settings.open_storage()
+        # The Silver store the exports read (SILVEREXPORT_SILVER_URL); None: the SQLite file.
+        self.silver = silver
         self.book = JobBook(log_, views, publish=publish, changed=self._changed)
         self.queue = queue if queue is not None else FairQueue()
         self.running: dict[str, Running] = {}

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ..errors import ValidationError
+from ..errors import ConflictError, ValidationError
 from ..model import ExportFormat, ExportRequest, JobStatus, JobView
 from ..system import ExportSystem
 from .common import add_data_dir, settings_from
@@ -32,7 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--gzip", action="store_true", help="gzip the file (not for parquet)")
     p.add_argument("-o", "--output", help="write the finished file here too ('-' for stdout)")
-    p.add_argument("--timeout", type=float, default=3600.0)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to wait for the job (default 3600); past it the job is cancelled "
+        "and the command exits 1",
+    )
     add_data_dir(p)
     p.set_defaults(handler=run_export)
 
@@ -49,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if not args.timeout > 0:  # also refuses nan
+        raise ValidationError("--timeout must be a positive number of seconds", field="timeout")
     request = ExportRequest(
         dataset=args.dataset,
         format=args.format,
@@ -83,6 +92,10 @@ def _export(
 ) -> int:
     job = system.submit(request, tenant=CLI_TENANT)
     view = _follow(system, job.job_id, args.timeout)
+    if not view.status.terminal:
+        view = _give_up(system, view, args.timeout)
+        if view is None:
+            return 1
     if view.status is not JobStatus.COMPLETED:
         print(f"job {view.job_id} {view.status}: {view.error or ''}", file=sys.stderr)
         return 1
@@ -99,6 +112,22 @@ def _export(
         file=sys.stderr,
     )
     return 0
+
+
+def _give_up(system: ExportSystem, view: JobView, timeout: float) -> JobView | None:
+    """Past --timeout, cancel the job: this process runs it, so leaving it would only leave an
+    interrupted job for some later serving process to restart. None once cancelled; the job's
+    view if it finished just before the cancel could take effect."""
+    try:
+        system.cancel(view.job_id, tenant=CLI_TENANT)
+    except ConflictError:
+        return system.status(view.job_id)  # finished meanwhile: report it as usual
+    print(
+        f"silverexport: error: job {view.job_id} was still {view.status} after "
+        f"--timeout {timeout:g} s; it has been cancelled",
+        file=sys.stderr,
+    )
+    return None
 
 
 def _copy_out(system: ExportSystem, view: JobView, out: BinaryIO) -> None:
@@ -118,20 +147,20 @@ def _check_writable(output: Path) -> None:
         raise ValidationError(f"cannot write {output}: permission denied", field="output")
 
 
-def _follow(system: ExportSystem, job_id: str, timeout: float):
-    """Wait for the job, drawing rows and rows/s as the supervisor reports progress."""
+def _follow(system: ExportSystem, job_id: str, timeout: float) -> JobView:
+    """Wait for the job, drawing rows and rows/s as the supervisor reports progress; the view
+    when it is finished, or as it stands once `timeout` s have passed."""
     deadline = time.monotonic() + timeout
     with _progress_bar() as bar:
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                view = system.wait(job_id, timeout=0.25)
+                view = system.wait(job_id, timeout=max(0.0, min(0.25, remaining)))
             except TimeoutError:
                 view = system.status(job_id)
-                if time.monotonic() > deadline:
-                    raise
             if bar is not None:
                 bar.update(max(0, view.rows - bar.n))
-            if view.status.terminal:
+            if view.status.terminal or remaining <= 0:
                 return view
 
 

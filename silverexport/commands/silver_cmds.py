@@ -11,9 +11,9 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from ..errors import ValidationError
+from ..silver.backends import open_silver_store
 from ..silver.catalog import DATASETS, get_dataset
 from ..silver.demo import generate
-from ..silver.store import SilverStore
 from .common import add_data_dir, settings_from
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # smaller files finish before a bar would help
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     dataset = get_dataset(args.dataset).name  # before creating a store for nothing
     settings = settings_from(args)
-    with _open_input(args.file) as source, SilverStore(settings.silver_path) as store:
+    with _open_input(args.file) as source, open_silver_store(settings) as store:
         size = _size_of(source)
         # A bar only for big (or unknown-size) input, and, as tqdm's None means, on a terminal.
         quiet = size is not None and size < PROGRESS_MIN_BYTES
@@ -71,11 +71,11 @@ def run_demo_data(args: argparse.Namespace) -> int:
         print("silverexport: error: --rows must not be negative", file=sys.stderr)
         return 2
     settings = settings_from(args)
-    with SilverStore(settings.silver_path) as store:
+    with open_silver_store(settings) as store:
         counts = generate(store, args.rows, seed=args.seed)
     for name, count in counts.items():
         print(f"{name}: {count} rows")
-    print(f"Silver store: {settings.silver_path}")
+    print(f"Silver store: {store.location}")
     return 0
 
 

@@ -4,16 +4,21 @@ The same answers as the sendfile path (`downloads.JobFileResponse`): ETag = sha2
 Content-Length, Accept-Ranges, one byte range as 206 with Content-Range, 304 for a matching
 If-None-Match, HEAD without a body. 412 and 416 are refused by `downloads.refusal` before
 this runs, with the JSON error shape. Memory stays at one chunk whatever the file's size.
+A store that fails once the headers are out gets the connection cut short of Content-Length.
 """
 
 from __future__ import annotations
+
+import logging
 
 from aiohttp import hdrs, web
 
 from ..errors import GoneError
 from ..model import JobView
-from ..storage import ExportStorage, stream_range
+from ..storage import ExportStorage, StorageError, stream_range
 from .downloads import content_type, effective
+
+log = logging.getLogger(__name__)
 
 
 def span(request: web.BaseRequest, size: int) -> tuple[int, int, bool]:
@@ -69,11 +74,32 @@ async def remote_file_response(
             raise GoneError(f"job {view.job_id} has expired and its file was deleted") from None
     await response.prepare(request)
     if chunks is not None:
+        sent = 0
         try:
             await response.write(first)
+            sent += len(first)
             async for chunk in chunks:
                 await response.write(chunk)
+                sent += len(chunk)
+        except (StorageError, FileNotFoundError) as e:
+            # The status line and Content-Length are out: all that is left to say is that the
+            # body is unfinished, by cutting the connection short of that length. One warning,
+            # no traceback: the store failed, not this code (the next request may well work).
+            log.warning(
+                "download of job %s cut after %d of %d bytes: %s", view.job_id, sent, count, e
+            )
+            cut(request)
+            return response
         finally:
             await chunks.aclose()
     await response.write_eof()
     return response
+
+
+def cut(request: web.BaseRequest) -> None:
+    """Close the connection under a response whose body is not finished: the client sees
+    fewer bytes than Content-Length (an error), never a short body that looks whole. aiohttp
+    then finds the transport closed when it ends the response, and only logs the access."""
+    protocol = request.protocol
+    if protocol is not None:
+        protocol.force_close()

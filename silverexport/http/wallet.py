@@ -28,13 +28,13 @@ async def wallet_export(request: web.Request) -> web.StreamResponse:
     if request.method == hdrs.METH_HEAD:
         # aiohttp would put a streamed body on the wire even for HEAD: answer headers only.
         return web.Response(headers=headers)
-    settings = request.app[SYSTEM].settings
+    system = request.app[SYSTEM]
     make = functools.partial(
         iter_wallet_export,
-        settings.silver_path,
+        system.store,
         wallet.lower(),
         fmt,
-        max_records=settings.max_records,
+        max_records=system.settings.max_records,
     )
     async with contextlib.aclosing(iterate_blocking(request, make)) as chunks:
         # The first chunk comes before the status line: an error up to here is still JSON.

@@ -36,6 +36,7 @@ from ..events.postgres_log import SCHEMA_LOCK_KEY
 from .port import NodeIdInUse
 
 log = logging.getLogger("silverexport.nodes")
+APPLICATION_NAME = "silverexport-lease"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS node_leases (
@@ -58,7 +59,7 @@ RETURNING 1
 """
 _RENEW = """
 UPDATE node_leases SET renewed_at = now(), expires_at = now() + make_interval(secs => %(lease)s)
-WHERE node_id = %(node)s AND token = %(token)s
+WHERE node_id = %(node)s AND token = %(token)s AND expires_at > now()
 """
 _HELD = (
     "SELECT expires_at, EXTRACT(EPOCH FROM expires_at - now()) FROM node_leases WHERE node_id = %s"
@@ -109,6 +110,7 @@ class PostgresLease:
         # beat does not wait for the WAL flush (a crash loses at most the last renewal).
         conn.execute(f"SET statement_timeout = {max(1000, int(self.lease_seconds * 500))}")
         conn.execute("SET synchronous_commit = off")
+        conn.execute(f"SET application_name = '{APPLICATION_NAME}'")  # for operators
         return conn
 
     def _create(self) -> None:
@@ -172,7 +174,8 @@ class PostgresLease:
             )
             return False
         if not renewed:
-            log.warning("node %s: lease lost (it ran out) and taken again", self._owner_id)
+            # Others may have recovered this node's jobs meanwhile: the log fences them.
+            log.warning("node %s: lease ran out before it was renewed; taken again", self._owner_id)
         if self._failing_since is not None:
             log.warning(
                 "node %s: lease renewed again after %.1f s of failures",

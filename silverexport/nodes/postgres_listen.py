@@ -21,6 +21,7 @@ from ..events.postgres_conn import connect, one_line
 from ..events.postgres_log import NOTIFY_CHANNEL
 
 log = logging.getLogger("silverexport.nodes")
+APPLICATION_NAME = "silverexport-listen"
 WAIT_SECONDS = 0.5  # how often the thread looks up from the socket to see if it must stop
 
 
@@ -48,6 +49,7 @@ class LogListener:
                 self._stop.wait(self.retry_seconds)
                 continue
             try:
+                conn.execute(f"SET application_name = '{APPLICATION_NAME}'")  # for operators
                 conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 self.listening.set()
                 if lost_since_logged:

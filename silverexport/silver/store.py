@@ -302,6 +302,10 @@ class SilverStore:
             for ds in DATASETS.values():
                 create_or_upgrade(self.db, ds)
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     def close(self) -> None:
         self.db.close()
 
@@ -363,3 +367,14 @@ class SilverStore:
 
     def counts(self) -> dict[str, int]:
         return {name: self.count(name) for name in DATASETS}
+
+    def export(self, dataset: str, fmt: Any, target: Any, **options: Any) -> Any:
+        """An export from the file (`writers.export_to_file`), on its own read connection."""
+        from .writers import export_to_file  # writers imports this module
+
+        return export_to_file(self.path, dataset, fmt, target, **options)
+
+    def iter_wallet(self, wallet: str, fmt: Any, **options: Any) -> Iterator[bytes]:
+        from .writers import iter_wallet_export
+
+        return iter_wallet_export(self.path, wallet, fmt, **options)

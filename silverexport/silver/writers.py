@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import queue
 import re
 import sqlite3
@@ -25,6 +26,7 @@ from .. import sqlite as sq
 from ..errors import SilverExportError, StorageError, ValidationError
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
+from .port import SilverBackend
 from .rendering import header, line_sql, quote_name
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
@@ -195,7 +197,7 @@ def _open_store(store_path: str | Path) -> Any:
 
 
 def export_to_file(
-    store_path: str | Path,
+    store_path: str | Path | SilverBackend,
     dataset: str,
     fmt: ExportFormat | str,
     target: Target,
@@ -215,7 +217,24 @@ def export_to_file(
     path is left for the caller to delete. `copy_to` (not for parquet) also gets every byte
     of the file as it is written, unsynced, so that the CLI's `-o` needs no second pass over
     the finished file; a copy that cannot be written is dropped (`copied` False).
+
+    `store_path` is a SQLite store's file, or any Silver store (the port), which then
+    exports itself: the service hands its store here, so wrappers of this function see
+    every backend's exports.
     """
+    if not isinstance(store_path, (str, os.PathLike)):
+        return store_path.export(
+            dataset,
+            fmt,
+            target,
+            filters=filters,
+            limit=limit,
+            compression=compression,
+            should_stop=should_stop,
+            on_progress=on_progress,
+            batch_size=batch_size,
+            copy_to=copy_to,
+        )
     ds, fmt = get_dataset(dataset), ExportFormat(fmt)
     if fmt is ExportFormat.PARQUET:  # its own writer; imported here so CSV never loads Arrow
         from .parquet_sqlite import export_parquet
@@ -353,16 +372,22 @@ def wallet_sql(fmt: ExportFormat) -> str:
 
 
 def iter_wallet_export(
-    store_path: str | Path,
+    store_path: str | Path | SilverBackend,
     wallet: str,
     fmt: ExportFormat | str,
     *,
     max_records: int,
     batch_size: int = 5000,
 ) -> Iterator[bytes]:
-    """The legacy synchronous wallet export, streamed in chunks from one snapshot."""
+    """The legacy synchronous wallet export, streamed in chunks from one snapshot; a store
+    that is not a SQLite file (the port) streams its own."""
     if not isinstance(wallet, str) or not WALLET.fullmatch(wallet):
         raise ValidationError("the wallet must be 0x followed by 40 hex digits", field="wallet")
+    if not isinstance(store_path, (str, os.PathLike)):
+        yield from store_path.iter_wallet(
+            wallet, fmt, max_records=max_records, batch_size=batch_size
+        )
+        return
     fmt = ExportFormat(fmt)
     db = _open_store(store_path)
     try:

@@ -57,7 +57,8 @@ class ExportStorage(Protocol):
     def read(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Chunks of `length` bytes from `start` (to the end if None), never the whole file
         at once; blocking, so async callers iterate it off the event loop (`stream_range`).
-        Raises FileNotFoundError if there is no such file."""
+        Raises FileNotFoundError if there is no such file, and StorageError (while iterating)
+        if the store fails before the last byte: the chunks never just stop short."""
 
     def delete(self, key: str) -> bool:
         """Remove a committed file; False if there was none."""

@@ -226,8 +226,16 @@ class S3Storage:
         return self._chunks(answer["Body"])
 
     def _chunks(self, body: Any) -> Iterator[bytes]:
+        # botocore checks the body against its Content-Length: a stream cut short raises
+        # (IncompleteRead) rather than ending, so a short read never passes for a whole one.
         with contextlib.closing(body):
-            while chunk := body.read(self.read_chunk_bytes):
+            while True:
+                try:
+                    chunk = body.read(self.read_chunk_bytes)
+                except Exception as e:
+                    raise StorageError(f"reading from {self.url} broke off: {e}") from e
+                if not chunk:
+                    return
                 yield chunk
 
     def delete(self, key: str) -> bool:

@@ -4,8 +4,9 @@ multi-node crash suite and the 1-vs-N-node bench.
 Each node is a child process on 127.0.0.1 and a free port, with a data dir of its own (no local
 disk is shared, as on separate machines), started with the same event log (one PostgreSQL
 database), the same export store (`SILVEREXPORT_STORAGE_URL=file://<shared dir>`, standing for
-an NFS mount) and the same Silver rows (one silver.db, copied byte for byte into every data dir
-until the Silver store has a shared backend of its own). Nodes are started and waited for
+an NFS mount) and the same Silver rows: with `silver_url` one PostgreSQL Silver database that
+every node reads (`SILVEREXPORT_SILVER_URL`), else one silver.db copied byte for byte into
+every data dir. Nodes are started and waited for
 (`/healthz` answering 200), and SIGKILLed, SIGSTOPped or stopped by their pid; `close()`
 leaves no process behind.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from silverexport.silver.postgres_store import PostgresSilverStore
 from silverexport.silver.store import SilverStore
 from tests.actors.conftest import transfer_rows
 
@@ -85,6 +87,7 @@ class Cluster:
     slow_exports: bool = False  # run nodes through tests/reliability/slow_serve.py
     batch_rows: int = 100
     batch_seconds: float = 0.1
+    silver_url: str = ""  # a PostgreSQL Silver database shared by every node ("": silver.db)
     env: dict[str, str] = field(default_factory=dict)  # more settings for every node
     nodes: dict[str, Node] = field(default_factory=dict)
 
@@ -100,7 +103,9 @@ class Cluster:
     def seed(self, rows: Iterable[dict] | None = None, dataset: str = "token_transfers") -> Path:
         """Ingest rows (default: 2,000 token transfers) into the cluster's Silver store; every
         node started afterwards gets a copy of it."""
-        store = SilverStore(self.silver)
+        store = (
+            PostgresSilverStore(self.silver_url) if self.silver_url else SilverStore(self.silver)
+        )
         try:
             store.ingest(dataset, transfer_rows(2000) if rows is None else rows)
         finally:
@@ -108,7 +113,7 @@ class Cluster:
         return self.silver
 
     def _copy_silver(self, data_dir: Path) -> None:
-        if not self.silver.exists():
+        if self.silver_url or not self.silver.exists():
             return
         src = sqlite3.connect(self.silver)
         dst = sqlite3.connect(data_dir / "silver.db")
@@ -128,6 +133,7 @@ class Cluster:
             "SILVEREXPORT_LEASE_SECONDS": str(self.lease_seconds),
             "SILVEREXPORT_CATCH_UP_INTERVAL_SECONDS": str(self.catch_up_seconds),
             "SILVEREXPORT_PROGRESS_INTERVAL_SECONDS": "0.2",
+            **({"SILVEREXPORT_SILVER_URL": self.silver_url} if self.silver_url else {}),
             **self.env,
             **extra,
         }

@@ -1,4 +1,10 @@
-"""Fixtures for the Silver store tests: a real SQLite store in tmp_path and valid rows."""
+"""Fixtures for the Silver store tests: a real store on each backend, and valid rows.
+
+`store` is the contract fixture: every test that uses it runs against the SQLite file and
+against PostgreSQL (a fresh database on the session's real server). `sqlite_store` is for
+the tests of SQLite's own internals. `sql(store, ...)` runs plain SQL on either, as another
+program would.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from silverexport.silver.port import SilverBackend
 from silverexport.silver.store import SilverStore
 
 Row = dict[str, Any]
@@ -19,9 +26,45 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(store_path: Path) -> Iterator[SilverStore]:
+def sqlite_store(store_path: Path) -> Iterator[SilverStore]:
     with SilverStore(store_path) as s:
         yield s
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, store_path: Path) -> Iterator[SilverBackend]:
+    """The Silver store on each backend (the port's contract suite)."""
+    if request.param == "sqlite":
+        with SilverStore(store_path) as s:
+            yield s
+        return
+    from silverexport.silver.postgres_store import PostgresSilverStore
+
+    with PostgresSilverStore(request.getfixturevalue("postgres_url")) as s:
+        yield s
+
+
+def sql(store: SilverBackend, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """Run `statement` on the store's database through a connection of its own, committed,
+    as another program would; the rows it returns, if any. Placeholders: `?` on SQLite,
+    `%s` on PostgreSQL (write the SQL for both with no parameters, or branch on `is_pg`)."""
+    if isinstance(store, SilverStore):
+        import sqlite3
+
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            return conn.execute(statement, params).fetchall()
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        cursor = conn.execute(statement, params or None)
+        return cursor.fetchall() if cursor.description else []
+
+
+def is_pg(store: SilverBackend) -> bool:
+    return not isinstance(store, SilverStore)
 
 
 def _transfer(**overrides: Any) -> Row:

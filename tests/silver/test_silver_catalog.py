@@ -60,7 +60,8 @@ def test_unknown_dataset_lists_the_valid_ones():
     assert "token_transfers, native_balance_deltas" in str(e.value)
 
 
-def test_schema_has_every_column_and_filter_indexes(store: SilverStore):
+def test_schema_has_every_column_and_filter_indexes(sqlite_store: SilverStore):
+    store = sqlite_store
     for ds in DATASETS.values():
         cols = [r[1] for r in store.db.execute(f"PRAGMA table_info({ds.name})").fetchall()]
         assert cols[: len(ds.columns)] == list(ds.column_names)

@@ -220,7 +220,7 @@ def test_rows_written_with_sql_export_as_if_ingested(name: str):
     property_check(name, run_sql_round_trip, 20)
 
 
-def test_the_nul_and_plain_paths_agree(store: SilverStore):
+def test_the_nul_and_plain_paths_agree(sqlite_store: SilverStore):
     """A row with a NUL takes the SQL-side quoting path; both paths must match csv.writer."""
     base = {
         "target_id": "t,1",
@@ -235,4 +235,4 @@ def test_the_nul_and_plain_paths_agree(store: SilverStore):
         "amount": "0.1",
     }
     rows = [base, {**base, "to_address": "x\x00,y"}, {**base, "tx_hash": "\x00"}]
-    run_round_trip(store, DATASETS["token_transfers"], rows)
+    run_round_trip(sqlite_store, DATASETS["token_transfers"], rows)

@@ -7,14 +7,18 @@ import io
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 
 from silverexport.silver.catalog import ColumnKind, get_dataset
+from silverexport.silver.port import SilverBackend
 from silverexport.silver.rendering import ESCAPE_MASK
 from silverexport.silver.store import SilverStore, schema_sql
 from silverexport.silver.writers import export_to_file
+from tests.silver.conftest import is_pg
 
 # Text that CSV must quote, JSON must escape, or both; and text that needs neither.
 TRICKY = [
@@ -27,9 +31,34 @@ TRICKY = [
 ]
 
 
-def raw(store: SilverStore) -> sqlite3.Connection:
-    """A connection of a program that knows nothing of silverexport."""
+def raw(store: SilverBackend) -> Any:
+    """A connection of a program that knows nothing of silverexport, on either backend
+    (`?` placeholders on both)."""
+    if is_pg(store):
+        return _Psql(psycopg.connect(store.url))
     return sqlite3.connect(store.path)
+
+
+class _Psql:
+    """psycopg with sqlite3's `?` placeholders and `with conn:` (commit, then stay open)."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def execute(self, statement: str, params: Any = None) -> Any:
+        return self.conn.execute(statement.replace("?", "%s"), params)
+
+    def __enter__(self) -> _Psql:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.conn.commit()
+        else:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def exported(store: SilverStore, dataset: str, tmp_path: Path) -> tuple[list[dict], list[dict]]:
@@ -37,7 +66,7 @@ def exported(store: SilverStore, dataset: str, tmp_path: Path) -> tuple[list[dic
     out = {}
     tmp_path.mkdir(exist_ok=True)
     for fmt in ("jsonl", "csv"):
-        export_to_file(store.path, dataset, fmt, tmp_path / f"out.{fmt}", limit=1000)
+        export_to_file(store, dataset, fmt, tmp_path / f"out.{fmt}", limit=1000)
         out[fmt] = (tmp_path / f"out.{fmt}").read_bytes()
     lines = out["jsonl"].decode().split("\n")
     assert lines[-1] == ""  # one \n after every row
@@ -128,19 +157,22 @@ def test_decoded_fields_written_with_sql_are_exported_compact(store, event, tmp_
         conn.execute("UPDATE decoded_events SET decoded_fields = ?", [written])
     conn.close()
     compact = '{"a":1E+2,"b":[-0,0.10,1e400],"c":"x,\\"y\\""}'
-    export_to_file(store.path, "decoded_events", "jsonl", tmp_path / "o.jsonl", limit=10)
+    export_to_file(store, "decoded_events", "jsonl", tmp_path / "o.jsonl", limit=10)
     line = (tmp_path / "o.jsonl").read_text("utf-8")
     assert ',"decoded_fields":' + compact + "}\n" in line
     json.loads(line)
     _, back = exported(store, "decoded_events", tmp_path)
     assert back[0]["decoded_fields"] == compact
-    export_to_file(store.path, "decoded_events", "parquet", tmp_path / "o.parquet", limit=10)
+    export_to_file(store, "decoded_events", "parquet", tmp_path / "o.parquet", limit=10)
     assert pq.read_table(tmp_path / "o.parquet")["decoded_fields"].to_pylist() == [compact]
 
 
-def test_the_escape_mask_is_computed_by_sqlite_and_cannot_be_written(store, transfer):
+def test_the_escape_mask_is_computed_by_the_database_and_cannot_be_written(store, transfer):
     store.ingest("token_transfers", [transfer(id=1)])
-    with raw(store) as conn, pytest.raises(sqlite3.OperationalError, match="generated column"):
+    refused = (psycopg.errors.GeneratedAlways, "can only be updated to DEFAULT")
+    if not is_pg(store):
+        refused = (sqlite3.OperationalError, "generated column")
+    with raw(store) as conn, pytest.raises(refused[0], match=refused[1]):
         conn.execute(f"UPDATE token_transfers SET {ESCAPE_MASK} = 0")
     conn.close()
 

@@ -11,6 +11,7 @@ import pytest
 from silverexport.errors import ValidationError
 from silverexport.silver.store import SilverStore
 from silverexport.silver.writers import export_to_file
+from tests.silver.conftest import sql
 
 GOOD = {"amount": "2"}
 
@@ -171,7 +172,7 @@ def test_unknown_dataset(store):
 )
 def test_times_are_stored_canonical_utc(store, transfer, given, stored):
     store.ingest("token_transfers", [transfer(block_time=given)])
-    assert store.db.execute("SELECT block_time FROM token_transfers").fetchone()[0] == stored
+    assert sql(store, "SELECT block_time FROM token_transfers")[0][0] == stored
 
 
 def test_decimals_are_stored_as_exact_text(store, transfer):
@@ -184,14 +185,14 @@ def test_decimals_are_stored_as_exact_text(store, transfer):
             + (json.dumps(transfer()).split("{", 1)[1].replace('"amount": "1.5", ', "").encode())
         ],
     )
-    stored = [r[0] for r in store.db.execute("SELECT amount FROM token_transfers ORDER BY id")]
+    stored = [r[0] for r in sql(store, "SELECT amount FROM token_transfers ORDER BY id")]
     assert stored == [*values, "123456789012345678901234567890"]
 
 
 def test_ids_are_assigned_in_arrival_order_after_the_max(store, transfer):
     store.ingest("token_transfers", [transfer(id=10), transfer(), transfer()])
     store.ingest("token_transfers", [transfer(), transfer(id=3)])
-    ids = [r[0] for r in store.db.execute("SELECT id FROM token_transfers ORDER BY rowid")]
+    ids = [r[0] for r in sql(store, "SELECT id FROM token_transfers ORDER BY id")]
     assert ids == [3, 10, 11, 12, 13]
 
 
@@ -208,13 +209,13 @@ def test_nullable_columns_may_be_left_out_or_null(store, transfer):
     row = transfer(direction=None)
     del row["token_symbol"]
     assert store.ingest("token_transfers", [row]) == 1
-    stored = store.db.execute("SELECT token_symbol, direction FROM token_transfers").fetchone()
+    stored = sql(store, "SELECT token_symbol, direction FROM token_transfers")[0]
     assert stored == (None, None)
 
 
 def test_decoded_fields_are_stored_as_compact_json(store, event):
     store.ingest("decoded_events", [event(decoded_fields={"b": [1, 2.5], "a": "é"})])
-    stored = store.db.execute("SELECT decoded_fields FROM decoded_events").fetchone()[0]
+    stored = sql(store, "SELECT decoded_fields FROM decoded_events")[0][0]
     assert stored == '{"b":[1,2.5],"a":"é"}'
 
 
@@ -245,11 +246,11 @@ def test_numbers_in_decoded_fields_are_kept_as_written(store, event, tmp_path):
     ingest_raw(store, "decoded_events", event(), decoded_fields=fields)
     compact = "{" + ",".join(f'"n{i}":{n}' for i, n in enumerate(EXACT_NUMBERS))
     compact += ',"list":[' + ",".join(EXACT_NUMBERS) + '],"deep":{"x":[{"y":1E+2}]}}'
-    stored = store.db.execute("SELECT decoded_fields FROM decoded_events").fetchone()[0]
+    stored = sql(store, "SELECT decoded_fields FROM decoded_events")[0][0]
     assert stored == compact
 
     for fmt in ("jsonl", "csv"):
-        export_to_file(store.path, "decoded_events", fmt, tmp_path / fmt, limit=10)
+        export_to_file(store, "decoded_events", fmt, tmp_path / fmt, limit=10)
     line = (tmp_path / "jsonl").read_text("utf-8")
     assert line.endswith(',"decoded_fields":' + compact + "}\n")
     assert json.loads(line)["decoded_fields"]["n0"] == 0.1  # valid JSON, whatever the reader
@@ -260,14 +261,14 @@ def test_numbers_in_decoded_fields_are_kept_as_written(store, event, tmp_path):
 @pytest.mark.parametrize("given", ["-0", "0", "-7", "123456789012345678901234567890123"])
 def test_a_json_integer_decimal_keeps_its_text(store, transfer, tmp_path, given):
     ingest_raw(store, "token_transfers", transfer(), amount=given)
-    assert store.db.execute("SELECT amount FROM token_transfers").fetchone()[0] == given
-    export_to_file(store.path, "token_transfers", "jsonl", tmp_path / "o", limit=10)
+    assert sql(store, "SELECT amount FROM token_transfers")[0][0] == given
+    export_to_file(store, "token_transfers", "jsonl", tmp_path / "o", limit=10)
     assert json.loads((tmp_path / "o").read_text("utf-8"))["amount"] == given
 
 
 def test_negative_zero_is_still_zero_elsewhere(store, transfer):
     ingest_raw(store, "token_transfers", transfer(), block_number="-0", block_time="-0")
-    stored = store.db.execute("SELECT block_number, block_time FROM token_transfers").fetchone()
+    stored = sql(store, "SELECT block_number, block_time FROM token_transfers")[0]
     assert stored == (0, "1970-01-01T00:00:00.000Z")
     line = json.dumps(transfer()).replace('"1.5"', "-0.0").encode()
     message = rejected(store, "token_transfers", [line])
@@ -288,7 +289,7 @@ def test_keys_a_filter_cannot_select_are_refused(seeded, transfer, column, value
 def test_keys_of_1_to_1024_characters_are_accepted(store, transfer, column):
     values = ["x", "x" * 1024, "\U0001f600" * 1024]  # characters, not bytes
     assert store.ingest("token_transfers", [transfer(**{column: v}) for v in values]) == 3
-    stored = [r[0] for r in store.db.execute(f"SELECT {column} FROM token_transfers")]
+    stored = [r[0] for r in sql(store, f"SELECT {column} FROM token_transfers")]
     assert stored == values
 
 

@@ -21,6 +21,7 @@ from silverexport.silver.writers import (
     iter_wallet_export,
     wallet_sql,
 )
+from tests.silver.conftest import is_pg
 
 WALLET = "0x" + "AbCd" * 10
 
@@ -53,7 +54,7 @@ def spread(store: SilverStore, transfer):
 def export(store, tmp_path, fmt="jsonl", **kw):
     kw.setdefault("limit", 1000)
     path = tmp_path / f"out.{fmt}"
-    result = export_to_file(store.path, "token_transfers", fmt, path, **kw)
+    result = export_to_file(store, "token_transfers", fmt, path, **kw)
     return result, path
 
 
@@ -132,11 +133,12 @@ def test_csv_has_header_crlf_and_nulls_as_empty(store, transfer, tmp_path):
 
 def test_csv_tells_null_from_the_empty_string(store, transfer, tmp_path):
     """SPEC §3, as PostgreSQL's COPY CSV: null is an empty unquoted field, "" is quoted."""
+    odd = "ab" if is_pg(store) else "a\x00b"  # NUL takes SQLite's SQL path; PostgreSQL has none
     store.ingest(
         "token_transfers",
         [
             transfer(id=1, token_symbol=None, tx_hash="", from_address=""),
-            transfer(id=2, token_symbol="", tx_hash="h", to_address="a\x00b"),  # NUL: SQL path
+            transfer(id=2, token_symbol="", tx_hash="h", to_address=odd),
         ],
     )
     _, path = export(store, tmp_path, fmt="csv")
@@ -165,13 +167,13 @@ def test_booleans_and_decoded_fields(store, fill, event, tmp_path):
     nested = {"to": "0x1", "v": ["1", 2, 2.5, None, True], "x": {"y": 'a "q", b'}, "e": {}}
     store.ingest("decoded_events", [event(decoded_fields=nested), event(decoded_fields={})])
     out = tmp_path / "f.jsonl"
-    export_to_file(store.path, "hl_fills", "jsonl", out, limit=10)
+    export_to_file(store, "hl_fills", "jsonl", out, limit=10)
     assert [r["crossed"] for r in jsonl(out)] == [True, False]
-    export_to_file(store.path, "hl_fills", "csv", out, limit=10)
+    export_to_file(store, "hl_fills", "csv", out, limit=10)
     assert [r["crossed"] for r in csv_rows(out.read_bytes())] == ["true", "false"]
-    export_to_file(store.path, "decoded_events", "jsonl", out, limit=10)
+    export_to_file(store, "decoded_events", "jsonl", out, limit=10)
     assert [r["decoded_fields"] for r in jsonl(out)] == [nested, {}]
-    export_to_file(store.path, "decoded_events", "csv", out, limit=10)
+    export_to_file(store, "decoded_events", "csv", out, limit=10)
     fields = [r["decoded_fields"] for r in csv_rows(out.read_bytes())]
     assert fields == [json.dumps(nested, separators=(",", ":")), "{}"]
 
@@ -210,7 +212,7 @@ def test_a_full_disk_is_a_storage_error(spread, tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
     with pytest.raises(StorageError, match="No space left"):
-        export_to_file(spread.path, "token_transfers", "jsonl", "/dev/full", limit=100)
+        export_to_file(spread, "token_transfers", "jsonl", "/dev/full", limit=100)
 
 
 def test_export_sees_one_snapshot_while_ingest_continues(spread, transfer, tmp_path):
@@ -241,17 +243,18 @@ def wallets(store, transfer):
 
 
 def test_wallet_export_matches_either_side_case_insensitively(wallets):
-    data = b"".join(iter_wallet_export(wallets.path, WALLET.lower(), "jsonl", max_records=10))
+    data = b"".join(iter_wallet_export(wallets, WALLET.lower(), "jsonl", max_records=10))
     rows = [json.loads(line) for line in data.splitlines()]
     assert [r["id"] for r in rows] == [2, 3, 1]
 
 
 def test_wallet_export_is_bounded_and_csv(wallets):
-    data = b"".join(iter_wallet_export(wallets.path, WALLET, ExportFormat.CSV, max_records=2))
+    data = b"".join(iter_wallet_export(wallets, WALLET, ExportFormat.CSV, max_records=2))
     assert [r["id"] for r in csv_rows(data)] == ["2", "3"]
 
 
-def test_wallet_export_uses_the_address_indexes(wallets):
+def test_wallet_export_uses_the_address_indexes(sqlite_store, transfer):
+    wallets = sqlite_store
     plan = wallets.db.execute(
         "EXPLAIN QUERY PLAN " + wallet_sql(ExportFormat.JSONL), {"wallet": WALLET, "n": 5}
     ).fetchall()
@@ -263,4 +266,4 @@ def test_wallet_export_uses_the_address_indexes(wallets):
 
 def test_wallet_must_look_like_one(wallets):
     with pytest.raises(ValidationError):
-        next(iter_wallet_export(wallets.path, "0x123", "csv", max_records=1))
+        next(iter_wallet_export(wallets, "0x123", "csv", max_records=1))

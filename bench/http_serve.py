@@ -1,6 +1,7 @@
 """HTTP benchmark: `silverexport serve`, access log on, against a bare aiohttp app, same run.
 
-    .venv/bin/python bench/http.py [--seconds 5] [--rounds 3] [--connections 64] [--rows 100000]
+    .venv/bin/python bench/http_serve.py [--seconds 5] [--rounds 3] [--connections 64]
+        [--rows 100000]
 
 1. `GET /v1/export/jobs/{id}` at 64 keep-alive connections: requests/s, p50 and p99 latency.
    Ours is the real `silverexport serve` process, as an operator runs it, with its access log
@@ -27,11 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-# This file is called http.py: with its folder first on sys.path, `import http` (which aiohttp
-# and urllib need) would import it instead of the standard library. Drop the folder; the
-# third-party imports below are made inside functions, after this line has run.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 REQS_TARGET, P99_TARGET, DOWNLOAD_TARGET = 0.5, 2.0, 0.8
 WRK = shutil.which("wrk")

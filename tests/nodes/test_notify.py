@@ -1,0 +1,95 @@
+"""Prompt propagation on PostgreSQL: each append NOTIFYs in its own transaction and every
+node LISTENs, so another node's change is caught up at once — here with the Tick's polling
+set to a minute, so that nothing else could have brought it. A lost LISTEN connection is made
+again, and the news flows again."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from silverexport import ExportRequest, JobStatus
+from silverexport.nodes.postgres_listen import APPLICATION_NAME
+from tests.actors.conftest import GatedWriter, transfer_rows, wait_until
+
+PROMPT = 2.0  # SPEC §8: cancel stops the export within 2 s; a new job is visible within 2 s
+TRANSFERS = ExportRequest(dataset="token_transfers", format="csv")
+
+
+@pytest.fixture
+def nodes(tmp_path, postgres_url, monkeypatch, open_system):
+    """Two systems on one PostgreSQL log and one shared store, polling only once a minute."""
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", postgres_url)
+    monkeypatch.setenv("SILVEREXPORT_STORAGE_URL", shared.as_uri())
+    writer = GatedWriter()
+
+    def node(name: str):
+        system = open_system(
+            tmp_path / name,
+            node_id=name,
+            catch_up_interval_seconds=60,
+            expiry_interval_seconds=60,
+            export_fn=writer,
+        )
+        system.store.ingest("token_transfers", transfer_rows(50))
+        return system
+
+    a, b = node("a"), node("b")
+    yield a, b, writer, shared
+    writer.gate.set()
+
+
+def listeners(url: str) -> set[int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database()",
+            [APPLICATION_NAME],
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def assert_cancel_reaches_the_other(a, b, writer, shared) -> None:
+    job_id = a.submit(TRANSFERS).job_id
+    assert writer.started.wait(PROMPT)
+    b.cancel(job_id)
+    wait_until(
+        lambda: (
+            a.cached_status(job_id) is not None
+            and a.cached_status(job_id).status is JobStatus.CANCELLED
+        ),
+        timeout=PROMPT,
+        what="node a told of the cancel",
+    )
+    wait_until(
+        lambda: not list(shared.glob(f"{job_id}*")), timeout=PROMPT, what="a's partial removed"
+    )
+    wait_until(lambda: a.slots.usage().exports == 0, timeout=PROMPT, what="a slot")
+
+
+def test_a_cancel_on_one_node_stops_the_export_on_the_other_at_once(nodes):
+    assert_cancel_reaches_the_other(*nodes)
+
+
+def test_a_job_made_on_one_node_is_held_by_the_other_at_once(nodes):
+    a, b, writer, _ = nodes
+    writer.gate.set()
+    job_id = b.submit(TRANSFERS).job_id
+    wait_until(lambda: a.cached_status(job_id), timeout=PROMPT, what="a caught up")
+    assert a.wait(job_id, timeout=30).status is JobStatus.COMPLETED
+
+
+def test_a_lost_listen_connection_is_made_again(nodes, postgres_url):
+    a, b, writer, shared = nodes
+    before = listeners(postgres_url)
+    assert len(before) == 2
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            [APPLICATION_NAME],
+        )
+    wait_until(
+        lambda: len(listeners(postgres_url) - before) == 2, what="both nodes listening again"
+    )
+    assert_cancel_reaches_the_other(a, b, writer, shared)
