@@ -44,7 +44,7 @@ import psycopg
 from pg_server import Databases  # fresh databases on one server
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for silverexport and tests/ (the harness)
+sys.path.insert(1, str(ROOT))  # tests/reliability's cluster harness and row maker
 
 from silverexport.silver.store import SilverStore  # noqa: E402
 from tests.actors.conftest import transfer_rows  # noqa: E402
