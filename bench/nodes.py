@@ -44,9 +44,7 @@ import psycopg
 from pg_server import Databases  # fresh databases on one server
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/http.py would stand for the standard library's `http` (which the harness's client
-# needs) while this folder is on sys.path: the folder gives way to the repository's root.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(1, str(ROOT))  # tests/reliability's cluster harness and row maker
 
 from silverexport.silver.store import SilverStore  # noqa: E402
 from tests.actors.conftest import transfer_rows  # noqa: E402

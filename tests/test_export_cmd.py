@@ -23,6 +23,9 @@ from silverexport.system import ExportSystem
 from tests.actors.conftest import transfer_rows
 from tests.stored import stored_bytes
 
+# These tests write silver.db in the data dir themselves: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
+
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = list(get_dataset("token_transfers").column_names)
 T1, T2 = 6, 3  # rows of target t1 (ids 1-6), then of t2 (ids 7-9); networks alternate

@@ -18,6 +18,9 @@ from silverexport.system import ExportSystem
 from tests.actors.conftest import transfer_rows
 from tests.stored import stored_bytes
 
+# These tests write silver.db in the data dir themselves: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
+
 ROWS = 40
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from typing import Any
 
 import psycopg
@@ -22,7 +21,6 @@ from .postgres_log import PostgresEventLog
 from .types import RecordedEvent
 from .views import (
     ACTIVE,
-    CATCH_UP_CHUNK,
     CHECKPOINT_NAME,
     CHECKPOINT_TABLE,
     COLUMNS,
@@ -32,8 +30,8 @@ from .views import (
     JobsSql,
     State,
     _state_of,
-    fold,
-    is_job_event,
+    folded,
+    in_chunks,
 )
 
 _ROWID = "created_seq"
@@ -215,18 +213,9 @@ class PostgresViewTables:
         limit: int,
     ) -> list[State]:
         """Up to `limit` jobs newest first with the column values in `equal`: a list page."""
-        unknown = set(equal) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"not columns of the jobs view: {sorted(unknown)}")
-        where = [f'j."{c}" = %s' for c in equal]
-        params = list(equal.values())
-        if before_seq is not None:
-            where.append("j.created_seq < %s")
-            params.append(before_seq)
-        sql = _SELECT + "".join(f" AND {w}" for w in where)
-        sql += " ORDER BY j.created_seq DESC LIMIT %s"
+        sql, params = _SQL.page(equal, before_seq, limit)
         with _translated("list the jobs"):
-            return [_state_of(row) for row in db.execute(sql, [*params, limit])]
+            return [_state_of(row) for row in db.execute(sql, params)]
 
     @staticmethod
     def _load_many(db: psycopg.Connection, job_ids: list[str]) -> dict[str, State]:
@@ -253,28 +242,15 @@ class PostgresViewTables:
         return row[0] if row else 0
 
     def _apply_all(self, db: psycopg.Connection, records: Iterable[RecordedEvent]) -> int:
-        """Apply a stream of events in chunks, so that catching up on a long log stays small."""
-        records = iter(records)
-        count = 0
-        while chunk := list(islice(records, CATCH_UP_CHUNK)):
-            self._apply(db, chunk)
-            count += len(chunk)
-        return count
+        return in_chunks(lambda chunk: self._apply(db, chunk), records)
 
     def _apply(self, db: psycopg.Connection, records: list[RecordedEvent]) -> None:
-        last_seq = records[-1].seq if records else None
-        # Other streams (webhooks, deliveries) are not jobs.
-        records = [rec for rec in records if is_job_event(rec.event.type)]
         if not records:
-            if last_seq is not None:
-                db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
             return
-        touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
-        for rec in records:
-            touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
-        with db.cursor() as cur:
-            cur.executemany(_UPSERT, [_row(s) for s in touched.values()])
-        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
+        if states := folded(records, lambda ids: self._load_many(db, ids)):
+            with db.cursor() as cur:
+                cur.executemany(_UPSERT, [_row(s) for s in states])
+        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, records[-1].seq])
 
     def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
         """Apply whatever the log holds after the checkpoint; return how many events."""

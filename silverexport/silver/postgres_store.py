@@ -63,6 +63,14 @@ class PostgresSilverStore:
 
         return scrub(str(error), self.url)
 
+    def _live(self) -> psycopg.Connection:
+        """The write connection, made again if the database dropped it (a restart, a network
+        cut): a long-running node must not need a restart to ingest again. Under the lock."""
+        if self.conn.broken or self.conn.closed:
+            self.conn.close()
+            self.conn = connect(self.url, SETTING)
+        return self.conn
+
     def close(self) -> None:
         self.conn.close()
 
@@ -96,7 +104,7 @@ class PostgresSilverStore:
         numbered = iter(numbered)
         rows = 0
         try:
-            with self._lock, self.conn.transaction():
+            with self._lock, self._live().transaction():
                 t = quote_name(ds.name)
                 # Other writers wait for the batch, as they do on SQLite: so the ids we assign
                 # are the ones SQLite would, and nobody takes one meanwhile.

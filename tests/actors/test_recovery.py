@@ -98,6 +98,7 @@ def seed(data_dir: Path, rows: int = 200) -> None:
         system.store.ingest("token_transfers", transfer_rows(rows))
 
 
+@pytest.mark.sqlite_silver  # its worker reads the Silver file of the data dir
 def test_sigkill_mid_export_loses_nothing_and_serves_only_whole_files(tmp_path):
     data_dir = tmp_path / "data"
     seed(data_dir)

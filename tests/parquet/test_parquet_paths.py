@@ -23,6 +23,9 @@ from tests.stored import stored_bytes
 
 from .readback import assert_reads_back
 
+# These tests read the rows back from silver.db itself: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
+
 KEY = {"Authorization": "Bearer k1"}
 WAIT = 60.0
 PARQUET = "application/vnd.apache.parquet"

@@ -303,3 +303,17 @@ def test_opening_an_up_to_date_store_waits_on_no_table_lock(postgres_url, transf
         with PostgresSilverStore(postgres_url) as store:
             assert store.location.endswith(postgres_url.rsplit("/", 1)[1])
         holder.rollback()
+
+
+def test_postgres_ingest_reconnects_after_its_connection_is_dropped(postgres_url, transfer):
+    with PostgresSilverStore(postgres_url) as pg:
+        pg.ingest("token_transfers", [transfer()])
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageError, match="could not"):
+            pg.count("token_transfers")  # the dropped connection, found out
+        assert pg.ingest("token_transfers", [transfer()]) == 1
+        assert pg.count("token_transfers") == 2
