@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..job_pages import LIST_MAX
 from ..model import JobStatus
-from ..system import LIST_MAX
 from .jobs import DEFAULT_PAGE
 from .openapi_blocks import FILE_TYPES, JOB_ID_PARAM, json_response, ref
 from .openapi_statuses import error_responses

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..config import Settings
 from ..events.types import JOB_EVENT_TYPES
+from ..job_pages import LIST_MAX
 from ..model import Compression, ExportFormat, JobStatus
-from ..system import LIST_MAX
 from ..validation import MAX_TEXT_FILTER
 from .openapi_blocks import JOB_ID, TIME, nullable, ref
 
