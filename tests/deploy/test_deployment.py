@@ -15,7 +15,7 @@ from tests.actors.conftest import transfer_rows
 from tests.reliability.multinode import wait_for
 from tests.reliability.serve_process import child_env, cli
 
-from .conftest import LEASE
+from .backends import LEASE
 
 ROWS = 3000
 JOBS = [
