@@ -11,6 +11,7 @@ import hashlib
 import orjson
 import pytest
 
+from silverexport.silver.writers import Filters, export_to_file
 from tests.actors.conftest import transfer_rows
 from tests.reliability.multinode import wait_for
 from tests.reliability.serve_process import child_env, cli
@@ -123,7 +124,7 @@ def test_expiry_deletes_the_object_from_the_bucket(backends, tmp_path):
         status, job = a.client().json("POST", "/v1/export/dataset", JOBS[0])
         assert status == 202, job
         done = cluster.wait_job(
-            "b", job["job_id"], lambda j: j["status"] != "queued" and j["status"] != "running"
+            "b", job["job_id"], lambda j: j["status"] not in ("queued", "running")
         )
         present = backends.objects(job["job_id"])
         if cluster.job("b", job["job_id"])["status"] == "completed":  # not yet past its TTL
@@ -182,8 +183,6 @@ def test_the_job_of_a_sigkilled_node_is_finished_by_the_other(backends, tmp_path
         ]
         assert owners == ["a", "b"]
         reference = tmp_path / "reference.csv"
-        from silverexport.silver.writers import Filters, export_to_file
-
         ref = export_to_file(
             cluster.silver, "token_transfers", "csv", reference, filters=Filters(), limit=100_000
         )
