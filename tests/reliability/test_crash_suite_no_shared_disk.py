@@ -2,12 +2,13 @@
 Silver store in PostgreSQL (two databases on one server), export files in a SeaweedFS bucket.
 
 The rounds, kills and checks are the crash suite's own (its `Crasher`); what changes is where
-they look. A kill in the `export` and `rename` moments lands mid-upload (multipart parts sent,
-the object not complete) or mid-commit; the checks then list the bucket instead of a
-directory: after settling no multipart upload is left (dead attempts' parts are aborted by the
-sweep), and at the end the bucket holds exactly the completed jobs' objects. Every completed
-job's download must equal the same export from the SQLite store of the same rows, byte for
-byte; `silverexport verify` runs against the PostgreSQL log after every kill.
+they look. A kill in the `export` moment lands mid-upload (it waits until the bucket shows a
+multipart upload in progress), one in the `rename` moment around uploads being completed. The
+checks list the bucket instead of a directory: after settling no multipart upload is left
+(dead attempts' parts are aborted by the sweep), and at the end the bucket holds exactly the
+completed jobs' objects, each of its job's size. Every completed job's download must equal the
+same export from a SQLite store of the same rows, byte for byte; `silverexport verify` runs
+against the PostgreSQL log after every kill.
 
 Size: SILVEREXPORT_CRASH_ROUNDS (default 8 here), SILVEREXPORT_CRASH_SEED; SILVEREXPORT_SOAK=1
 runs 40 rounds on the soak-size store.
@@ -34,6 +35,7 @@ from .test_crash_suite import BIG_ROWS, MODES, SMALL_ROWS, Crasher, References
 ROUNDS = 40 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "8"))
 LEASE = 1.0  # the restarted node waits out its killed self's lease each round
 SWEEP = 0.3  # seconds between sweeps of dead attempts' uploads
+UPLOAD_WAIT = 30.0  # at most this long for a large export's first part to reach the bucket
 
 
 def extension(job: dict) -> str:
@@ -75,6 +77,16 @@ class NoSharedDiskCrasher(Crasher):
     def env(self, mode: str | None) -> dict[str, str]:
         env = {"SILVEREXPORT_EXPIRY_INTERVAL_SECONDS": str(SWEEP), **super().env(mode)}
         return {**env, **self.settings()}
+
+    def wait_for_status(self, base: str, ids: list[str], wanted: str | None) -> None:
+        """In the `export` moment, wait on from "running" until the bucket shows an upload
+        in progress, so that the kill's random moment falls mid-upload (unless the jobs end
+        first)."""
+        super().wait_for_status(base, ids, wanted)
+        if wanted == "running":
+            deadline = time.monotonic() + UPLOAD_WAIT
+            while not self.backends.uploads() and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling the bucket for the first part, deadline-bounded
 
     def round(self, n: int, mode: str) -> None:
         super().round(n, mode)
