@@ -67,8 +67,8 @@ def ids(url: str) -> tuple[int, int, int]:
         return conn.execute("SELECT count(*), min(id), max(id) FROM token_transfers").fetchone()
 
 
-def test_an_ingest_killed_mid_batch_leaves_none_of_the_batch(backends, tmp_path):
-    url = backends.silver_url
+def test_an_ingest_killed_mid_batch_leaves_none_of_the_batch(postgres_url, tmp_path):
+    url = postgres_url  # the Silver store's database
     with PostgresSilverStore(url) as store:
         assert store.ingest("token_transfers", transfer_rows(BEFORE)) == BEFORE
     env = child_env(SILVEREXPORT_SILVER_URL=url)
