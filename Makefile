@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/parquet.py
 	$(BIN)/python bench/eventlog_pg.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/nodes.py
 
 soak: $(STAMP) $(SYSTEM)
 	SILVEREXPORT_SOAK=1 $(BIN)/python -m pytest -q tests/reliability

@@ -17,13 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 from eventlog import ticks  # the same workload as bench/eventlog.py (SQLite)
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+from pg_server import Databases  # fresh databases on one server
 
 from silverexport.events.log import Append
 from silverexport.events.postgres_log import PostgresEventLog
@@ -47,37 +46,6 @@ class Jobs(Application):
 
 
 Batches = list[list[tuple[str, int, Event]]]
-
-
-class Databases:
-    """Fresh databases on one server: ours when --url is given, else a throwaway one."""
-
-    def __init__(self, url: str | None):
-        self.server = None
-        if url is None:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests/
-            from tests.postgres_server import PostgresServer, available
-
-            if not available():
-                raise SystemExit("PostgreSQL 15 is not available: apt-get install postgresql-15")
-            self.server = PostgresServer().start()
-            url = self.server.url("postgres")
-        self.admin_url = url
-        self.made: list[str] = []
-
-    def fresh(self) -> str:
-        name = f"bench_{os.getpid()}_{len(self.made)}"
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        self.made.append(name)
-        return urlsplit(self.admin_url)._replace(path=f"/{name}").geturl()
-
-    def close(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for name in self.made:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if self.server is not None:
-            self.server.stop()
 
 
 def append_ours(url: str, batches: Batches, lock: str) -> float:
@@ -189,11 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     dbs = Databases(args.url)
     try:
-        with psycopg.connect(dbs.admin_url) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
-            fsync = conn.execute("SHOW fsync").fetchone()[0]
-            sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
-        print(f"PostgreSQL {version}, fsync={fsync}, synchronous_commit={sync}")
+        print(dbs.describe())
         rates: dict[str, float] = {}
         # Taken in turns, each on a fresh database, so both meet the same moments of the box.
         for _ in range(args.repeat):

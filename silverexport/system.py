@@ -339,7 +339,7 @@ class ExportSystem:
         return view
 
     def _stored(self, job_id: str) -> JobView | None:
-        state = self.log.projector.read_state(self._reader(), job_id)
+        state = self._read(self.log.projector.read_state, job_id)
         return None if state is None else to_view(state)
 
     def _positioned(self, view: JobView) -> JobView:
@@ -349,7 +349,7 @@ class ExportSystem:
         position = self.queue.position(view.job_id)
         if position is None:
             # Another process will start it: count the jobs queued before it, anywhere.
-            position = 1 + self.log.projector.queued_ahead_of(self._reader(), view.job_id)
+            position = 1 + self._read(self.log.projector.queued_ahead_of, view.job_id)
         return replace(view, queue_position=position)
 
     def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
@@ -381,23 +381,36 @@ class ExportSystem:
     def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
-        return list(self.log.read_from(self._reader(), 0, stream_id=job_id))
+        return self._read(lambda reader: list(self.log.read_from(reader, 0, stream_id=job_id)))
 
     def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
         """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
-        events = self.log.read_from(self._reader(), after_seq)
-        try:
-            return [event for event, _ in zip(events, range(limit), strict=False)]
-        finally:
-            events.close()
+
+        def page(reader: Any) -> list[RecordedEvent]:
+            events = self.log.read_from(reader, after_seq)
+            try:
+                return [event for event, _ in zip(events, range(limit), strict=False)]
+            finally:
+                events.close()
+
+        return self._read(page)
 
     def last_seq(self) -> int:
         """The newest seq in the log (0 when empty)."""
-        return self.log.projector.last_seq(self._reader())
+        return self._read(self.log.projector.last_seq)
 
     def job_counts(self) -> dict[str, int]:
         """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
-        return self.log.projector.status_counts(self._reader())  # StorageError: 503, not 500
+        return self._read(self.log.projector.status_counts)  # StorageError: 503, not 500
+
+    def backends_down(self) -> dict[str, str]:
+        """The backends this node cannot reach now, each with why (empty when all answer),
+        for /healthz: asked of the database itself through this thread's reader."""
+        try:
+            self.last_seq()
+        except StorageError as e:
+            return {"event_log": str(e)}
+        return {}
 
     def list(
         self,
@@ -409,14 +422,16 @@ class ExportSystem:
         cursor: str | None = None,
     ) -> tuple[list[JobView], str | None]:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
-        views, next_cursor = query_jobs(
-            self._reader(),
-            newest=self.log.projector.newest_states,  # the views' SQL for this log's backend
-            tenant=tenant,
-            status=status,
-            dataset=dataset,
-            limit=limit,
-            cursor=cursor,
+        views, next_cursor = self._read(
+            lambda reader: query_jobs(
+                reader,
+                newest=self.log.projector.newest_states,  # the views' SQL for this backend
+                tenant=tenant,
+                status=status,
+                dataset=dataset,
+                limit=limit,
+                cursor=cursor,
+            )
         )
         return [self._positioned(v) for v in views], next_cursor
 
@@ -440,6 +455,18 @@ class ExportSystem:
         with self.slots.ingestion(timeout=timeout):
             return self.store.ingest(dataset, rows)
 
+    def _read(self, query: Callable[..., Any], *args: Any) -> Any:
+        """`query(reader, *args)` on this thread's reader, and once more on a new one when
+        the reader turns out to have lost its server (restarted since this thread last read):
+        the first read after the database returns answers, rather than a 503 per thread."""
+        reader = self._reader()
+        try:
+            return query(reader, *args)
+        except StorageError:
+            if self.log.reader_ok(reader):
+                raise  # the database answered with an error, or is still away
+            return query(self._reader(), *args)
+
     def _reader(self):
         """A read connection per calling thread (the HTTP executor's threads are bounded)."""
         db = getattr(self._readers, "db", None)
@@ -448,7 +475,7 @@ class ExportSystem:
                 self._reader_conns.remove(db)
             with contextlib.suppress(Exception):
                 db.close()
-            db = None
+            db = self._readers.db = None  # forgotten even if no new one can be opened now
         if db is None:
             db = self.log.open_reader()
             self._readers.db = db

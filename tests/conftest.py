@@ -16,7 +16,14 @@ from tests.s3_server import s3_bucket, s3_server  # noqa: F401 (SeaweedFS fixtur
 # The suite's own size knobs (see tests/reliability): read by tests, never by the project.
 SUITE_KNOBS = frozenset(
     f"SILVEREXPORT_{name}"
-    for name in ("SOAK", "CRASH_ROUNDS", "CRASH_SEED", "CONCURRENT_SECONDS", "LOAD_JOBS")
+    for name in (
+        "SOAK",
+        "CRASH_ROUNDS",
+        "CRASH_NODE_ROUNDS",
+        "CRASH_SEED",
+        "CONCURRENT_SECONDS",
+        "LOAD_JOBS",
+    )
 )
 
 
@@ -51,6 +58,29 @@ def _event_log_on_postgres(request, monkeypatch):
     sqlite_only = request.node.get_closest_marker("sqlite_log") is not None
     if os.environ.get("EVENT_LOG_BACKEND") == "postgres" and not sqlite_only:
         monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(autouse=True)
+def _files_on_s3(request, monkeypatch):
+    """With STORAGE_BACKEND=s3, every test's system keeps its export files in a fresh bucket of
+    the session's SeaweedFS: the same suites, run against the second store. A test about the
+    export directory itself (marked `file_storage`) keeps the directory."""
+    local_only = request.node.get_closest_marker("file_storage") is not None
+    if os.environ.get("STORAGE_BACKEND") == "s3" and not local_only:
+        bucket = request.getfixturevalue("s3_bucket")  # also sets the AWS_* keys
+        endpoint = request.getfixturevalue("s3_server").endpoint_url
+        monkeypatch.setenv("SILVEREXPORT_STORAGE_URL", f"s3://{bucket}/exports/")
+        monkeypatch.setenv("SILVEREXPORT_S3_ENDPOINT_URL", endpoint)
+
+
+@pytest.fixture(autouse=True)
+def _silver_on_postgres(request, monkeypatch):
+    """With SILVER_BACKEND=postgres, every test's system keeps its Silver store in a fresh
+    PostgreSQL database (the one the log uses too, when both are on PostgreSQL: the tables do
+    not overlap). A test about the SQLite Silver file itself (marked `sqlite_silver`) keeps it."""
+    sqlite_only = request.node.get_closest_marker("sqlite_silver") is not None
+    if os.environ.get("SILVER_BACKEND") == "postgres" and not sqlite_only:
+        monkeypatch.setenv("SILVEREXPORT_SILVER_URL", request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
@@ -88,3 +118,16 @@ def postgres_url(postgres_server) -> Iterator[str]:
     name = postgres_server.fresh_database()
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own, to stop and start again (`halt`, `resume`)
+    without touching the session's server that other tests use."""
+    from tests import postgres_server as pg
+    from tests.parts import need
+
+    need(pg.available(), "PostgreSQL 15", "postgresql-15 (apt-get install -y postgresql-15)")
+    server = pg.PostgresServer().start()
+    yield server
+    server.stop()

@@ -19,7 +19,13 @@ from typing import Any
 import pykka
 
 from ..config import Settings
-from ..errors import ConcurrencyError, ConflictError, NotFoundError, QueueFullError
+from ..errors import (
+    ConcurrencyError,
+    ConflictError,
+    NotFoundError,
+    QueueFullError,
+    StorageError,
+)
 from ..events.log import EventLog
 from ..events.types import (
     Event,
@@ -110,6 +116,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.pending: list[Any] = []  # outcomes whose append failed; retried on Tick
         self.shutting_down = False
         self.next_sweep = 0.0
+        self.unreachable: str | None = None  # why the log is out of reach, while it is
 
     def _changed(self, state: State) -> None:
         """A job's state moved (here or elsewhere): keep the queue and our actors in step."""
@@ -136,13 +143,15 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             case Prune():
                 return recovery.expire_due(self.book, self.storage)
             case CatchUp():
-                n = self.book.catch_up()
+                n = self._catch_up()
                 self._schedule()
                 return n
             case Shutdown():
                 return self._shutdown()
         # Tells: an exception here would stop the actor, so failures are logged and the
-        # outcome kept for a retry on the next Tick — never dropped.
+        # outcome kept for a retry on the next Tick — never dropped. The log out of reach
+        # (its database stopped) is expected to pass: one line when it starts, not a
+        # traceback per message.
         try:
             match message:
                 case Progress():
@@ -157,8 +166,11 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._schedule()
                 case Schedule():
                     self._schedule()
-        except Exception:
-            log.exception("supervisor could not handle %r; will retry", message)
+        except Exception as e:
+            if isinstance(e, StorageError):
+                self._log_unreachable(e)
+            else:
+                log.exception("supervisor could not handle %r; will retry", message)
             if isinstance(message, Done | Failed):
                 self.pending.append(message)
         finally:
@@ -318,8 +330,24 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             if not kept:
                 files.discard(self.storage, msg.file_name)
 
+    def _log_unreachable(self, error: StorageError) -> None:
+        if self.unreachable is None:
+            log.warning("the event log is out of reach; retrying every tick: %s", error)
+        self.unreachable = str(error)
+
+    def _catch_up(self) -> int:
+        """Read what the log gained; a read that works ends an outage (starts resume)."""
+        n = self.book.catch_up()
+        if self.unreachable is not None:
+            self.unreachable = None
+            log.warning(
+                "the event log answers again; %d finished jobs' outcomes to record",
+                len(self.pending),
+            )
+        return n
+
     def _tick(self) -> None:
-        self.book.catch_up()
+        self._catch_up()
         if not self.run_jobs:
             return  # bookkeeping only (listing, pruning): it changes nothing by itself
         self._retry_pending()
@@ -340,6 +368,9 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         for msg in pending:
             try:
                 self._finish(msg)
+            except StorageError as e:
+                self._log_unreachable(e)
+                self.pending.append(msg)
             except Exception:
                 log.exception("job %s: recording its outcome failed again; will retry", msg.job_id)
                 self.pending.append(msg)

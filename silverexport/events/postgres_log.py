@@ -15,6 +15,7 @@ refused row IntegrityError, anything else (connection lost, server gone) Storage
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -50,6 +51,10 @@ SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
 # reads what it was told about); nodes LISTEN to catch up at once (nodes/postgres_listen.py).
 NOTIFY_CHANNEL = "silverexport_events"
 BATCH_ROWS = 2000
+# While the server is away, a call fails at once on the broken connection and a new one is
+# tried at most this often: a dead server costs one bounded connect per interval, not one per
+# call, so the supervisor and the HTTP threads answer 503 promptly.
+RECONNECT_INTERVAL_S = 0.5
 LockKind = Literal["table", "advisory"]
 
 _SCHEMA = [
@@ -118,6 +123,7 @@ class PostgresEventLog:
         self.projector = projector
         self._lock_sql = _LOCKS[lock]
         self._lock_timeout_ms = lock_timeout_ms
+        self._connect_failed: tuple[float, str] | None = None  # (until when, why)
         self.conn = connect(url, lock_timeout_ms=lock_timeout_ms)
         try:
             if create:
@@ -228,14 +234,33 @@ class PostgresEventLog:
         except pg_errors.IntegrityConstraintViolation as e:
             raise IntegrityError(f"the database refused the event: {one_line(e)}") from e
         except psycopg.Error as e:
-            self._reconnect_if_broken()
+            self.reconnect_if_broken()
             raise StorageError(f"could not {doing}: {one_line(e)}") from e
 
-    def _reconnect_if_broken(self) -> None:
+    def reconnect_if_broken(self) -> None:
+        """After the server went away (stopped, restarted, cut off), a new connection, so
+        the node recovers by itself when the server is back; at most one try per interval."""
         if not (self.conn.closed or self.conn.broken):
             return
-        with contextlib.suppress(StorageError):  # still down: the next call tries again
-            self.conn = connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+        with contextlib.suppress(StorageError):  # still down: a later call tries again
+            fresh = self._fresh_connection()
+            self.conn.close()
+            self.conn = fresh
+
+    def _fresh_connection(self) -> psycopg.Connection:
+        """A new connection. While the server is known to be away (a connect failed less
+        than an interval ago) the same failure at once: however many threads ask, a dead
+        server costs one bounded connect per interval."""
+        failed = self._connect_failed
+        if failed is not None and time.monotonic() < failed[0]:
+            raise StorageError(failed[1])
+        try:
+            conn = connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+        except StorageError as e:
+            self._connect_failed = (time.monotonic() + RECONNECT_INTERVAL_S, str(e))
+            raise
+        self._connect_failed = None
+        return conn
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -284,7 +309,7 @@ class PostgresEventLog:
 
     def open_reader(self) -> psycopg.Connection:
         """A connection of its own for another thread's reads (`read_from`, the views')."""
-        return connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+        return self._fresh_connection()
 
     @staticmethod
     def reader_ok(conn: psycopg.Connection) -> bool:

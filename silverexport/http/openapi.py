@@ -54,14 +54,15 @@ def _errors(*statuses: int) -> dict[str, Any]:
         413: "The request body is too large",
         416: "The range is not satisfiable; Content-Range gives the file's size",
         429: "The tenant has as many jobs queued as it may; retry after Retry-After seconds",
-        503: "The export system is busy or shutting down; retry",
+        503: "The export system is busy or shutting down, or its database is out of reach; "
+        "retry after Retry-After seconds",
     }
     out: dict[str, Any] = {}
     for status in statuses:
         headers: dict[str, Any] = {}
         if status == 401:
             headers["WWW-Authenticate"] = {"required": True, "schema": {"type": "string"}}
-        if status == 429:
+        if status in (429, 503):
             headers["Retry-After"] = {"required": True, "schema": {"type": "string"}}
         if status == 416:
             headers["Content-Range"] = {"required": True, "schema": {"type": "string"}}
@@ -231,6 +232,8 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
             "get": {
                 "operationId": "healthz",
                 "summary": "Liveness check",
+                "description": "503 while a backend this node needs is out of reach: the node "
+                "still answers the reads it can and recovers by itself when the backend returns.",
                 "security": [],
                 "responses": {
                     "200": _json(
@@ -241,7 +244,22 @@ def _paths(datasets: list[str]) -> dict[str, Any]:
                             "additionalProperties": False,
                             "properties": {"status": {"const": "ok"}},
                         },
-                    )
+                    ),
+                    "503": _json(
+                        "Degraded: a backend is out of reach; `down` says which and why",
+                        {
+                            "type": "object",
+                            "required": ["status", "down"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "status": {"const": "degraded"},
+                                "down": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                            },
+                        },
+                    ),
                 },
             }
         },

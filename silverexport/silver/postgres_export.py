@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from ..errors import StorageError, ValidationError
-from ..events.postgres_conn import scrub
+from ..events.postgres_conn import bounded_waits, scrub
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
 from .postgres_rendering import line_sql
@@ -45,7 +45,7 @@ NO_FILTERS = Filters()  # frozen, so sharing it is safe
 def snapshot(url: str) -> Iterator[psycopg.Connection]:
     """A connection inside one REPEATABLE READ, READ ONLY transaction, closed after."""
     try:
-        conn = psycopg.connect(url, connect_timeout=10)
+        conn = psycopg.connect(url, **bounded_waits(url))  # a vanished server fails the export
     except psycopg.Error as e:
         raise StorageError(f"could not reach the Silver store: {scrub(str(e), url)}") from None
     try:

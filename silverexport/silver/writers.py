@@ -28,11 +28,13 @@ from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
 from .port import SilverBackend
 from .rendering import header, line_sql, quote_name
+from .shared_snapshot import Readers, pin
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
 
 GZIP_LEVEL = 6
 SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
+READERS = 2  # connections rendering batches at once, one a core (see shared_snapshot.py)
 log = logging.getLogger(__name__)
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 
@@ -266,9 +268,10 @@ def export_to_file(
             try:
                 writer.put(header(ds, fmt))
                 batches = _Batches(db.conn, ds, fmt, filters)
-                rows, truncated = _pump(
-                    batches, writer, limit, max(1, batch_size), should_stop, on_progress
-                )
+                with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
+                    rows, truncated = _pump(
+                        batches, r, writer, limit, max(1, batch_size), should_stop, on_progress
+                    )
             finally:
                 writer.close()
             if gzipped:
@@ -296,28 +299,42 @@ def _open_copy(copy_to: str | Path | None) -> Any:
 class _Batches:
     """The matching rows in (time, id) order, read a batch at a time by key (keyset paging):
     each batch is one statement that starts after the last row of the one before, so every
-    batch costs the same however far into the export it is."""
+    batch costs the same however far into the export it is.
+
+    The batches are planned on the export's connection, from the time index alone (cheap),
+    ahead of rendering them, so that the readers can render several at once."""
 
     def __init__(self, conn: sqlite3.Connection, ds: Dataset, fmt: ExportFormat, f: Filters):
         self.conn, self.name = conn, ds.name
         self.params = _where(ds, f, after=False)[1]
         self.batch = [batch_sql(ds, fmt, f, after) for after in (False, True)]
         self.key = [key_sql(ds, f, after) for after in (False, True)]
-        self.after: dict[str, Any] = {}  # the last row's key once a batch has been read
+        self.after: dict[str, Any] = {}  # the last planned row's key once a batch is planned
 
-    def read(self, n: int) -> tuple[bytes, int]:
-        """The finished lines of the next `n` rows at most, and how many rows they are."""
-        sql = self.batch[bool(self.after)]
-        data, count = self.conn.execute(sql, {**self.params, **self.after, "n": n}).fetchone()
-        if count == n:  # more may follow: the next batch starts after this one's last row
-            key = self._key(n - 1)
-            if key is None:  # cannot happen within one snapshot; never restart from the top
-                raise StorageError("the rows changed while they were being exported")
-            self.after = key
+    def plan(self, limit: int, batch_size: int) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        """(SQL, parameters, full) of each batch up to `limit` rows; `full`: it has its
+        whole batch of rows, so another batch may follow."""
+        planned = 0
+        while planned < limit:
+            n = min(batch_size, limit - planned)
+            sql, params = self.batch[bool(self.after)], {**self.params, **self.after, "n": n}
+            last = self._key(n - 1)
+            yield sql, params, last is not None
+            if last is None:  # fewer than n rows left: this batch is the last
+                return
+            self.after, planned = last, planned + n
+
+    @staticmethod
+    def render(conn: sqlite3.Connection, batch: tuple[str, dict[str, Any], bool]) -> Any:
+        """The finished lines of one planned batch and how many rows they are."""
+        sql, params, full = batch
+        data, count = conn.execute(sql, params).fetchone()
+        if full and count != params["n"]:  # cannot happen within one snapshot
+            raise StorageError("the rows changed while they were being exported")
         return data or b"", count
 
     def more(self) -> bool:
-        """Whether any row follows the last one read."""
+        """Whether any row follows the last one planned."""
         return self._key(0) is not None
 
     def _key(self, skip: int) -> dict[str, Any] | None:
@@ -328,28 +345,26 @@ class _Batches:
 
 def _pump(
     batches: _Batches,
+    readers: Readers,
     writer: _BackgroundWriter,
     limit: int,
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[int], None] | None,
 ) -> tuple[int, bool]:
-    """Move batches of finished lines from SQLite to the writer; (rows written, truncated)."""
+    """Move batches of finished lines from the readers to the writer; (rows written,
+    truncated)."""
     rows = 0
-    while rows < limit:
-        n = min(batch_size, limit - rows)
-        data, count = batches.read(n)
+    for data, count in readers.results(batches.plan(limit, batch_size)):
         if not count:
-            return rows, False
+            break
         if should_stop():
             raise ExportCancelled(f"export of {batches.name} cancelled after {rows} rows")
         writer.put(data)
         rows += count
         if on_progress is not None:
             on_progress(rows)
-        if count < n:
-            return rows, False
-    return rows, batches.more()  # `limit` rows written: truncated if another one matches
+    return rows, rows == limit and batches.more()  # truncated if another row matches
 
 
 def wallet_sql(fmt: ExportFormat) -> str:

@@ -244,3 +244,42 @@ def test_a_node_restarted_at_once_after_sigkill_keeps_its_id_and_its_jobs_move_o
     cluster.start("a")  # waits out the dead one's lease, then takes the id
     done = cluster.wait_job("a", job_id)
     assert (done["status"], done["attempts"]) == ("completed", 2), done
+
+
+def test_nodes_sharing_a_postgresql_silver_database(tmp_path, postgres_url, postgres_server):
+    """SPEC §8: the nodes share the Silver URL too; the file is the one SQLite would give."""
+    silver_db = postgres_server.fresh_database()
+    try:
+        with Cluster(
+            tmp_path / "cluster",
+            postgres_url,
+            lease_seconds=LEASE,
+            silver_url=postgres_server.url(silver_db),
+        ) as cluster:
+            cluster.seed()
+            a, b = cluster.start_all(["a", "b"])
+            assert not (a.data_dir / "silver.db").exists()
+            job_id = submit(a)["job_id"]
+            done = cluster.wait_job("b", job_id)
+            assert done["status"] == "completed", done
+            status, _, body = b.client().request("GET", f"/v1/export/jobs/{job_id}/download")
+            assert status == 200 and hashlib.sha256(body).hexdigest() == done["sha256"]
+        reference = Cluster(tmp_path / "reference", postgres_url)
+        reference.seed()  # the same rows in a SQLite store
+        assert done["sha256"] == reference_sha256(reference, tmp_path)
+    finally:
+        postgres_server.drop_database(silver_db)
+
+
+def test_a_node_stopped_cleanly_hands_its_running_job_over(slow_cluster, tmp_path):
+    """SIGTERM: the node interrupts its export and deletes its lease as it exits, so another
+    node starts the job again without waiting for a lease to run out."""
+    cluster = slow_cluster
+    cluster.start_all(["a", "b"])
+    job_id = submit(cluster.nodes["a"])["job_id"]
+    cluster.wait_job("b", job_id, running_with_progress)
+    assert cluster.stop("a") == 0
+    done = cluster.wait_job("b", job_id)
+    assert (done["status"], done["attempts"]) == ("completed", 2), done
+    assert starts(cluster, job_id) == ["a", "b"]
+    assert done["sha256"] == reference_sha256(cluster, tmp_path)

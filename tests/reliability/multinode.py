@@ -88,8 +88,8 @@ class Cluster:
     slow_exports: bool = False  # run nodes through tests/reliability/slow_serve.py
     batch_rows: int = 100
     batch_seconds: float = 0.1
+    silver_url: str = ""  # a PostgreSQL Silver database shared by every node ("": silver.db)
     env: dict[str, str] = field(default_factory=dict)  # more settings for every node
-    silver_url: str = ""  # a PostgreSQL Silver store for every node ("": a silver.db each)
     storage_url: str = ""  # where export files go ("": a directory every node shares)
     storage_env: dict[str, str] = field(default_factory=dict)  # S3 endpoint, AWS_* keys
     nodes: dict[str, Node] = field(default_factory=dict)

@@ -16,7 +16,6 @@ runs 40 rounds on the soak-size store.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -24,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from silverexport.silver.postgres_store import PostgresSilverStore
-from silverexport.silver.store import SilverStore
 from tests.actors.conftest import transfer_rows
 from tests.deploy.backends import Backends, made_backends
 
+from .crash_checks import SEED, SMALL_ROWS, fill_store, mode_env, seeded_modes
 from .reliability_figures import record
-from .serve_process import Client, child_env, cli, soak
-from .test_crash_suite import BIG_ROWS, MODES, SMALL_ROWS, Crasher, References
+from .serve_process import Client, ServeProcess, child_env, soak
+from .test_crash_suite import BIG_ROWS, Crasher
 
 ROUNDS = 40 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "8"))
 LEASE = 1.0  # the restarted node waits out its killed self's lease each round
@@ -49,20 +48,18 @@ class NoSharedDiskCrasher(Crasher):
         self.uploads_at_kill = 0  # multipart uploads in progress the kills left behind
 
     def fill_store(self) -> None:
-        """The rows into the PostgreSQL store the node reads and into a SQLite store that
-        gives the reference bytes (kept outside the node's data dir)."""
-        reference = self.tmp / "reference-silver.db"
-        batches = [
-            transfer_rows(min(10_000, BIG_ROWS - start), target="big", start=start)
-            for start in range(0, BIG_ROWS, 10_000)
-        ] + [transfer_rows(SMALL_ROWS, target="small", start=BIG_ROWS)]
-        for store in (SilverStore(reference), PostgresSilverStore(self.backends.silver_url)):
-            try:
-                for rows in batches:
-                    store.ingest("token_transfers", rows)
-            finally:
-                store.close()
-        self.refs = References(reference, self.tmp / "references")
+        """The rows into the PostgreSQL store the node reads, and into a SQLite store outside
+        the node's data dir that gives the reference bytes."""
+        assert self.refs is not None
+        self.refs.store_path = self.tmp / "reference-silver.db"
+        fill_store(self.refs.store_path, BIG_ROWS)
+        with PostgresSilverStore(self.backends.silver_url) as store:
+            for start in range(0, BIG_ROWS, 10_000):  # the same rows, in the same order
+                rows = transfer_rows(min(10_000, BIG_ROWS - start), target="big", start=start)
+                store.ingest("token_transfers", rows)
+            store.ingest(
+                "token_transfers", transfer_rows(SMALL_ROWS, target="small", start=BIG_ROWS)
+            )
 
     def settings(self) -> dict[str, str]:
         return {
@@ -74,9 +71,11 @@ class NoSharedDiskCrasher(Crasher):
             **self.backends.storage_env(),
         }
 
-    def env(self, mode: str | None) -> dict[str, str]:
-        env = {"SILVEREXPORT_EXPIRY_INTERVAL_SECONDS": str(SWEEP), **super().env(mode)}
-        return {**env, **self.settings()}
+    def start(self, mode: str | None, n: int) -> str:
+        settings = {"SILVEREXPORT_EXPIRY_INTERVAL_SECONDS": str(SWEEP), **mode_env(mode)}
+        env = child_env(**settings, **self.settings())
+        self.server = ServeProcess(self.data, self.tmp / f"serve{n:03d}.log", env=env)
+        return self.server.wait_for_url()
 
     def wait_for_status(self, base: str, ids: list[str], wanted: str | None) -> None:
         """In the `export` moment, wait on from "running" until the bucket shows an upload
@@ -125,11 +124,8 @@ class NoSharedDiskCrasher(Crasher):
         if on_disk:
             self.figures.problem(f"export files on the node's disk: {on_disk[:5]}")
 
-    def verify(self, when: str) -> None:
-        done = cli("verify", "--data-dir", str(self.data), env=child_env(**self.settings()))
-        if done.returncode != 0:
-            self.figures.verify_failures += 1
-            self.figures.problem(f"verify {when}: exit {done.returncode}: {done.stdout}")
+    def verify(self, when: str, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        super().verify(when, data_dir, env or child_env(**self.settings()))
 
 
 @pytest.fixture
@@ -145,13 +141,8 @@ def test_sigkill_with_log_and_silver_in_postgresql_and_files_in_s3(
     crasher = NoSharedDiskCrasher(tmp_path, no_shared_disk)
     crasher.fill_store()
     started = time.monotonic()
-    modes: list[str] = []
-    while len(modes) < ROUNDS:  # every mode in every block of four rounds, seeded order
-        block = list(MODES)
-        crasher.rng.shuffle(block)
-        modes += block
     try:
-        for n, mode in enumerate(modes[:ROUNDS]):
+        for n, mode in enumerate(seeded_modes(crasher.rng, ROUNDS)):
             crasher.round(n, mode)
             crasher.server = None
         crasher.final()
@@ -159,12 +150,8 @@ def test_sigkill_with_log_and_silver_in_postgresql_and_files_in_s3(
         if crasher.server is not None:
             crasher.server.close()
     f = crasher.figures
-    figures = {k: v for k, v in dataclasses.asdict(f).items() if k != "problems"}
-    figures.update(
-        uploads_left_by_kills=crasher.uploads_at_kill,
-        seconds=round(time.monotonic() - started, 1),
+    figures = f.summary(
+        SEED, time.monotonic() - started, uploads_left_by_kills=crasher.uploads_at_kill
     )
     record(request, "crash suite (PostgreSQL log and Silver, S3 files)", figures, tmp_path)
-    assert not f.problems, "\n".join(f.problems)
-    assert f.lost == 0 and f.corrupt == 0 and f.verify_failures == 0 and f.stray_files == 0
-    assert f.kills >= ROUNDS and f.accepted > 0
+    f.assert_clean(ROUNDS)

@@ -42,6 +42,9 @@ from .storage_fault_tools import (
     unwritable,
 )
 
+# Faults of a real directory and filesystem: the store here is the export directory.
+pytestmark = pytest.mark.file_storage
+
 TRANSFERS = ExportRequest(dataset="token_transfers", format="csv")
 
 

@@ -1,0 +1,305 @@
+"""Jobs/s of one `serve` node against three on one PostgreSQL event log (SPEC §8): the same
+server, the same run, the same job mix; and the database's own durable commit rate beside it.
+
+    .venv/bin/python bench/nodes.py [--small-jobs 300] [--large-jobs 24] [--clients 8]
+                                    [--repeat 2] [--url postgresql://...]
+
+Two mixes:
+- `small`: exports of 20 rows, so a job costs little more than its appends (request, start,
+  completion: one durable transaction each, under the log's one table lock): the log bounds it;
+- `large`: exports of 30,000 rows (CSV, gzip every other one): the export's CPU bounds it.
+
+Each run gets a fresh database and N real `silverexport serve` processes on 127.0.0.1
+(tests/reliability/multinode.py's Cluster: a data dir each, one shared export directory, the
+settings' defaults otherwise, so 4 export slots per node). `--clients` threads submit the mix
+over the nodes in turn, as fast as they are answered; the run ends when every job's
+JobCompleted is in the log. Jobs/s and appends/s are read from the log itself: its events
+between the first JobRequested and the last JobCompleted, by their recorded_at. Runs are taken
+in turns (1, 3, 1, 3 nodes ...), each mix's best counts. Meanwhile pg_locks is sampled every
+20 ms: the share of the time an append held the log's table lock, and how many waited for it,
+say whether the single ordered append is what bounds the run.
+
+The commit rate is one-row INSERT transactions on a table of their own, on the same server,
+from 1 and from 4 connections at once: the ceiling under any ordered, durable append.
+
+The load generator and every node share this machine's cores (the report gives the count and
+the load average), so the ratio says what more processes buy here, not on more machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pg_server import Databases  # fresh databases on one server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(1, str(ROOT))  # tests/reliability's cluster harness and row maker
+
+from silverexport.silver.store import SilverStore  # noqa: E402
+from tests.actors.conftest import transfer_rows  # noqa: E402
+from tests.reliability.multinode import Cluster  # noqa: E402
+from tests.reliability.serve_process import Client  # noqa: E402
+
+SMALL_ROWS, LARGE_ROWS = 20, 30_000
+DEADLINE = 600.0  # seconds for one run's jobs to complete
+
+
+def small_mix(n: int) -> list[dict[str, Any]]:
+    return [
+        {"dataset": "token_transfers", "format": ("csv", "jsonl")[i % 2], "target_id": "small"}
+        for i in range(n)
+    ]
+
+
+def large_mix(n: int) -> list[dict[str, Any]]:
+    return [
+        {"dataset": "token_transfers", "format": "csv", "target_id": "large"}
+        | ({"compression": "gzip"} if i % 2 else {})
+        for i in range(n)
+    ]
+
+
+def fill(silver: Path) -> None:
+    store = SilverStore(silver)
+    try:
+        for start in range(0, LARGE_ROWS, 10_000):
+            store.ingest("token_transfers", transfer_rows(10_000, target="large", start=start))
+        store.ingest("token_transfers", transfer_rows(SMALL_ROWS, target="small", start=LARGE_ROWS))
+    finally:
+        store.close()
+
+
+@dataclass
+class Run:
+    nodes: int
+    jobs: int
+    seconds: float  # first JobRequested to last JobCompleted, by the log's clocks
+    events: int  # appended in that window
+    owners: int  # distinct processes that started jobs
+    load: float  # 1-minute load average at the end
+    lock_held: float  # share of samples in which an append held the log's table lock
+    waiting: float  # appends waiting for it, on average over the samples
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.jobs / self.seconds
+
+    @property
+    def appends_per_s(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def hold_ms(self) -> float:
+        """The append lock's time held per appended event (most appends carry one)."""
+        return 1000 * self.lock_held / self.appends_per_s
+
+
+def submit_all(urls: list[str], bodies: list[dict[str, Any]], clients: int) -> None:
+    """`clients` threads, each job to the next node in turn; every answer must be 202."""
+    order = itertools.count()
+    errors: list[str] = []
+
+    def work() -> None:
+        conns = [Client(url) for url in urls]
+        try:
+            while (i := next(order)) < len(bodies) and not errors:
+                status, body = conns[i % len(urls)].json("POST", "/v1/export/dataset", bodies[i])
+                if status != 202:
+                    errors.append(f"job {i}: {status} {body}")
+        finally:
+            for conn in conns:
+                conn.close()
+
+    threads = [threading.Thread(target=work) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"a submission was refused: {errors[0]}")
+
+
+def wait_completed(url: str, jobs: int) -> None:
+    deadline = time.monotonic() + DEADLINE
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            done, failed = conn.execute(
+                "SELECT count(*) FILTER (WHERE type = 'JobCompleted'),"
+                " count(*) FILTER (WHERE type = 'JobFailed') FROM events"
+            ).fetchone()
+            if failed:
+                raise SystemExit(f"{failed} attempts failed: see the nodes' logs")
+            if done >= jobs:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {done} of {jobs} jobs completed in {DEADLINE} s")
+            time.sleep(0.05)  # polling the log for the last completion
+
+
+def _at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class LockSampler(threading.Thread):
+    """Samples pg_locks every 20 ms: is the append lock (LOCK TABLE events IN EXCLUSIVE
+    MODE) held, and how many appends wait for it. Held nearly always, with appends queued
+    behind it, means the single ordered append is what bounds the run."""
+
+    def __init__(self, url: str):
+        super().__init__(name="lock-sampler", daemon=True)
+        self.url = url
+        self.stop = threading.Event()
+        self.samples = self.held = self.waiting = 0
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.wait(0.02):
+                held, waiting = conn.execute(
+                    "SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted)"
+                    " FROM pg_locks WHERE mode = 'ExclusiveLock'"
+                    " AND relation = to_regclass('events')"
+                ).fetchone()
+                self.samples += 1
+                self.held += held > 0
+                self.waiting += waiting
+
+    def result(self) -> tuple[float, float]:
+        self.stop.set()
+        self.join()
+        n = max(self.samples, 1)
+        return self.held / n, self.waiting / n
+
+
+def measured(url: str, nodes: int, jobs: int, lock: tuple[float, float]) -> Run:
+    with psycopg.connect(url, autocommit=True) as conn:
+        first, last = conn.execute(
+            "SELECT min(recorded_at) FILTER (WHERE type = 'JobRequested'),"
+            " max(recorded_at) FILTER (WHERE type = 'JobCompleted') FROM events"
+        ).fetchone()
+        events = conn.execute(
+            "SELECT count(*) FROM events WHERE recorded_at BETWEEN %s AND %s", (first, last)
+        ).fetchone()[0]
+        owners = conn.execute(
+            "SELECT count(DISTINCT data::jsonb->>'owner') FROM events WHERE type = 'JobStarted'"
+        ).fetchone()[0]
+    return Run(nodes, jobs, _at(last) - _at(first), events, owners, os.getloadavg()[0], *lock)
+
+
+def run(url: str, root: Path, silver: Path, nodes: int, bodies: list[dict], clients: int) -> Run:
+    cluster = Cluster(
+        root,
+        url,
+        lease_seconds=15.0,  # the settings' defaults, not the tests' fast ones
+        catch_up_seconds=1.0,
+        env={"SILVEREXPORT_PROGRESS_INTERVAL_SECONDS": "1.0"},
+    )
+    cluster.silver.write_bytes(silver.read_bytes())
+    try:
+        started = cluster.start_all([f"n{i}" for i in range(nodes)])
+        sampler = LockSampler(url)
+        sampler.start()
+        try:
+            submit_all([node.url for node in started], bodies, clients)
+            wait_completed(url, len(bodies))
+        finally:
+            lock = sampler.result()
+    finally:
+        cluster.close()
+    return measured(url, nodes, len(bodies), lock)
+
+
+def commit_rate(url: str, connections: int, seconds: float = 2.0) -> float:
+    """Durable one-row INSERT transactions per second from `connections` at once."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS commit_probe (n BIGINT, at TIMESTAMPTZ)")
+    counts = [0] * connections
+    stop = time.monotonic() + seconds
+
+    def work(i: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < stop:
+                conn.execute("INSERT INTO commit_probe VALUES (%s, now())", (i,))
+                counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(connections)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.monotonic() - t0)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small-jobs", type=int, default=300)
+    parser.add_argument("--large-jobs", type=int, default=24)
+    parser.add_argument("--clients", type=int, default=8, help="submitting threads")
+    parser.add_argument("--nodes", type=int, default=3, help="the larger cluster")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each size; best counts")
+    parser.add_argument("--url", default=None, help="an existing server (a maintenance db URL)")
+    args = parser.parse_args(argv)
+
+    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}; {load()}")
+    mixes = {
+        f"small ({SMALL_ROWS} rows a job, {args.small_jobs} jobs)": small_mix(args.small_jobs),
+        f"large ({LARGE_ROWS:,} rows a job, {args.large_jobs} jobs)": large_mix(args.large_jobs),
+    }
+    dbs = Databases(args.url)
+    work = Path(tempfile.mkdtemp(prefix="silverexport-bench-nodes-"))
+    silver = work / "silver.db"
+    fill(silver)
+    best: dict[tuple[str, int], Run] = {}
+    try:
+        print(dbs.describe())
+        commits = {n: commit_rate(dbs.fresh(), n) for n in (1, 4)}
+        for c, rate in commits.items():
+            print(f"database commit rate, {c} connection(s): {rate:,.0f} durable commits/s")
+        for label, bodies in mixes.items():
+            for rep in range(args.repeat):
+                for nodes in (1, args.nodes):
+                    root = work / f"{len(best)}-{rep}-{nodes}"
+                    r = run(dbs.fresh(), root, silver, nodes, bodies, args.clients)
+                    print(
+                        f"  {label}, {nodes} node(s): {r.jobs_per_s:,.1f} jobs/s, "
+                        f"{r.appends_per_s:,.0f} appends/s in the log, append lock held "
+                        f"{r.lock_held:.0%} of the time ({r.hold_ms:.1f} ms an event, "
+                        f"{r.waiting:.1f} waiting), jobs "
+                        f"started by {r.owners} process(es), load {r.load:.2f}"
+                    )
+                    key = (label, nodes)
+                    if key not in best or r.jobs_per_s > best[key].jobs_per_s:
+                        best[key] = r
+    finally:
+        dbs.close()
+    print(f"best of {args.repeat}; {load()}")
+    for label in mixes:
+        one, many = best[(label, 1)], best[(label, args.nodes)]
+        print(
+            f"{label}: 1 node {one.jobs_per_s:,.1f} jobs/s ({one.appends_per_s:,.0f} appends/s), "
+            f"{args.nodes} nodes {many.jobs_per_s:,.1f} jobs/s ({many.appends_per_s:,.0f} "
+            f"appends/s): ratio {many.jobs_per_s / one.jobs_per_s:.2f}x; append lock held "
+            f"{one.lock_held:.0%} / {many.lock_held:.0%} of the time, "
+            f"{one.hold_ms:.1f} / {many.hold_ms:.1f} ms an event"
+        )
+    return 0  # a benchmark reports; it does not fail the build
+
+
+if __name__ == "__main__":
+    sys.exit(main())
