@@ -29,16 +29,44 @@ from .target import Target, open_target
 from .writers import (
     GZIP_LEVEL,
     WALLET,
+    ExportCancelled,
     ExportResult,
     Filters,
     _BackgroundWriter,
     _HashingSink,
     _open_copy,
-    _pump,
 )
 
 CURSOR = "silver_export"
 NO_FILTERS = Filters()  # frozen, so sharing it is safe
+
+
+def _pump(
+    lines: Lines,
+    writer: _BackgroundWriter,
+    limit: int,
+    batch_size: int,
+    should_stop: Callable[[], bool],
+    on_progress: Callable[[int], None] | None,
+) -> tuple[int, bool]:
+    """Move batches of finished lines from the cursor to the writer; (rows written,
+    truncated). SQLite's pump reads through pinned reader connections; this one reads the one
+    server-side cursor of the export's snapshot."""
+    rows = 0
+    while rows < limit:
+        n = min(batch_size, limit - rows)
+        data, count = lines.read(n)
+        if not count:
+            return rows, False
+        if should_stop():
+            raise ExportCancelled(f"export of {lines.name} cancelled after {rows} rows")
+        writer.put(data)
+        rows += count
+        if on_progress is not None:
+            on_progress(rows)
+        if count < n:
+            return rows, False
+    return rows, lines.more()  # `limit` rows written: truncated if another one matches
 
 
 @contextmanager
