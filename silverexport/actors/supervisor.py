@@ -117,6 +117,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.shutting_down = False
         self.next_sweep = 0.0
         self.unreachable: str | None = None  # why the log is out of reach, while it is
+        self.outage_logged = False  # one line when an outage starts, one when it ends
 
     def _changed(self, state: State) -> None:
         """A job's state moved (here or elsewhere): keep the queue and our actors in step."""
@@ -162,7 +163,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._tick()
                 case Wake():
                     message.pending.clear()  # news arriving from now on asks for another
-                    self.book.catch_up()
+                    self._catch_up()
                     self._schedule()
                 case Schedule():
                     self._schedule()
@@ -174,8 +175,10 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             if isinstance(message, Done | Failed):
                 self.pending.append(message)
         finally:
-            if isinstance(message, Tick) and message.handled is not None:
-                message.handled.set()
+            if isinstance(message, Tick):
+                self._log_if_reachable()
+                if message.handled is not None:
+                    message.handled.set()
         return None
 
     def _load(self) -> None:
@@ -331,19 +334,22 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                 files.discard(self.storage, msg.file_name)
 
     def _log_unreachable(self, error: StorageError) -> None:
-        if self.unreachable is None:
+        """Starts wait until the log reads again; logged once per outage, not per retry."""
+        if not self.outage_logged:
             log.warning("the event log is out of reach; retrying every tick: %s", error)
+            self.outage_logged = True
         self.unreachable = str(error)
 
+    def _log_if_reachable(self) -> None:
+        """After a Tick: one that nothing failed in ends the outage, in the log too."""
+        if self.outage_logged and self.unreachable is None:
+            self.outage_logged = False
+            log.warning("the event log answers again; its outcomes recorded, its queue running")
+
     def _catch_up(self) -> int:
-        """Read what the log gained; a read that works ends an outage (starts resume)."""
+        """Read what the log gained; a read that works lets writes (retries, starts) try."""
         n = self.book.catch_up()
-        if self.unreachable is not None:
-            self.unreachable = None
-            log.warning(
-                "the event log answers again; %d finished jobs' outcomes to record",
-                len(self.pending),
-            )
+        self.unreachable = None
         return n
 
     def _tick(self) -> None:
