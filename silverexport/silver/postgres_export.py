@@ -41,34 +41,6 @@ CURSOR = "silver_export"
 NO_FILTERS = Filters()  # frozen, so sharing it is safe
 
 
-def _pump(
-    lines: Lines,
-    writer: _BackgroundWriter,
-    limit: int,
-    batch_size: int,
-    should_stop: Callable[[], bool],
-    on_progress: Callable[[int], None] | None,
-) -> tuple[int, bool]:
-    """Move batches of finished lines from the cursor to the writer; (rows written,
-    truncated). SQLite's pump reads through pinned reader connections; this one reads the one
-    server-side cursor of the export's snapshot."""
-    rows = 0
-    while rows < limit:
-        n = min(batch_size, limit - rows)
-        data, count = lines.read(n)
-        if not count:
-            return rows, False
-        if should_stop():
-            raise ExportCancelled(f"export of {lines.name} cancelled after {rows} rows")
-        writer.put(data)
-        rows += count
-        if on_progress is not None:
-            on_progress(rows)
-        if count < n:
-            return rows, False
-    return rows, lines.more()  # `limit` rows written: truncated if another one matches
-
-
 @contextmanager
 def snapshot(url: str) -> Iterator[psycopg.Connection]:
     """A connection inside one REPEATABLE READ, READ ONLY transaction, closed after."""
@@ -130,6 +102,34 @@ class Lines:
         return self.cursor.fetchone() is not None
 
 
+def pump(
+    lines: Lines,
+    writer: _BackgroundWriter,
+    limit: int,
+    batch_size: int,
+    should_stop: Callable[[], bool],
+    on_progress: Callable[[int], None] | None,
+) -> tuple[int, bool]:
+    """Move batches of finished lines from the cursor to the writer; (rows written,
+    truncated). One cursor reads in order, so this is the plain loop: the SQLite side plans
+    keyset batches for several readers instead (writers.py)."""
+    rows = 0
+    while rows < limit:
+        n = min(batch_size, limit - rows)
+        data, count = lines.read(n)
+        if not count:
+            return rows, False
+        if should_stop():
+            raise ExportCancelled(f"export of {lines.name} cancelled after {rows} rows")
+        writer.put(data)
+        rows += count
+        if on_progress is not None:
+            on_progress(rows)
+        if count < n:
+            return rows, False
+    return rows, lines.more()  # `limit` rows written: truncated if another one matches
+
+
 def export_to_file(
     url: str,
     dataset: str,
@@ -170,7 +170,7 @@ def export_to_file(
             try:
                 writer.put(header(ds, fmt))
                 lines = Lines(conn, ds, fmt, filters, limit)
-                rows, truncated = _pump(
+                rows, truncated = pump(
                     lines, writer, limit, max(1, batch_size), should_stop, on_progress
                 )
             finally:
