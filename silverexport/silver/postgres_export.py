@@ -22,20 +22,12 @@ from ..errors import StorageError, ValidationError
 from ..events.postgres_conn import bounded_waits, scrub
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
+from .file_sink import GZIP_LEVEL, BackgroundWriter, HashingSink, open_copy
 from .postgres_rendering import line_sql
 from .rendering import header, quote_name
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
-from .writers import (
-    GZIP_LEVEL,
-    WALLET,
-    ExportCancelled,
-    ExportResult,
-    Filters,
-    _BackgroundWriter,
-    _HashingSink,
-    _open_copy,
-)
+from .writers import WALLET, ExportCancelled, ExportResult, Filters
 
 CURSOR = "silver_export"
 NO_FILTERS = Filters()  # frozen, so sharing it is safe
@@ -104,7 +96,7 @@ class Lines:
 
 def pump(
     lines: Lines,
-    writer: _BackgroundWriter,
+    writer: BackgroundWriter,
     limit: int,
     batch_size: int,
     should_stop: Callable[[], bool],
@@ -161,12 +153,12 @@ def export_to_file(
         )
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
     try:
-        with snapshot(url) as conn, open_target(target) as raw, _open_copy(copy_to) as copy:
-            sink = _HashingSink(raw, copy)
+        with snapshot(url) as conn, open_target(target) as raw, open_copy(copy_to) as copy:
+            sink = HashingSink(raw, copy)
             out: Any = sink
             if gzipped:
                 out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-            writer = _BackgroundWriter(out)
+            writer = BackgroundWriter(out)
             try:
                 writer.put(header(ds, fmt))
                 lines = Lines(conn, ds, fmt, filters, limit)

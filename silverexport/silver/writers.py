@@ -9,15 +9,11 @@ rules of SPEC §3 give, checked with Python's `csv` and `json` modules.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import logging
 import os
-import queue
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +22,14 @@ from .. import sqlite as sq
 from ..errors import SilverExportError, StorageError, ValidationError
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
+from .file_sink import GZIP_LEVEL, BackgroundWriter, HashingSink, open_copy
 from .port import SilverBackend
 from .rendering import header, line_sql, quote_name
 from .shared_snapshot import Readers, pin
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
 
-GZIP_LEVEL = 6
-SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
 READERS = 2  # connections rendering batches at once, one a core (see shared_snapshot.py)
-log = logging.getLogger(__name__)
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 
 
@@ -119,78 +113,6 @@ def key_sql(ds: Dataset, filters: Filters, after: bool) -> str:
     )
 
 
-# -- writing ---------------------------------------------------------------------------------
-
-
-class _HashingSink:
-    """A file-like target that counts and hashes the bytes that reach the disk, and syncs
-    them every SYNC_EVERY bytes: the disk then works while SQLite builds the next batches,
-    and the final fsync finds little left to do."""
-
-    def __init__(self, raw: Any, copy: Any = None):
-        self.raw, self.copy = raw, copy
-        self.sha = hashlib.sha256()
-        self.bytes = self.synced = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.bytes += len(data)
-        self.raw.write(data)
-        if self.copy is not None:
-            self._copy(data)
-        if self.bytes - self.synced >= SYNC_EVERY:
-            self.raw.sync()
-            self.synced = self.bytes
-        return len(data)
-
-    def _copy(self, data: bytes) -> None:
-        """The copy is a convenience: failing to write it drops it, never the export."""
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[self.copy.write(view) :]
-        except OSError as e:
-            log.warning("copy of the export dropped: %s", e.strerror or e)
-            self.copy = None
-
-    def flush(self) -> None:
-        pass  # the target's owner makes the file durable (commit, or open_target for a path)
-
-
-class _BackgroundWriter:
-    """Writes batches on a second thread, so that hashing, gzip and the disk overlap SQLite
-    building the next batch (all of them release the GIL). Two batches in flight at most,
-    so memory stays flat; a write error is raised at the next `put` or at `close`."""
-
-    def __init__(self, out: Any):
-        self.out = out
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="silver-export-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (data := self.queue.get()) is not None:
-            if self.error is None:  # after a failure, keep draining so `put` never blocks
-                try:
-                    self.out.write(data)
-                except BaseException as e:
-                    self.error = e
-
-    def put(self, data: bytes) -> None:
-        self._raise()
-        self.queue.put(data)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
 def _open_store(store_path: str | Path) -> Any:
     try:
         return sq.connect(store_path, readonly=True)
@@ -258,13 +180,13 @@ def export_to_file(
             closing(db.conn),
             sq.snapshot(db),
             open_target(target) as raw,
-            _open_copy(copy_to) as copy,
+            open_copy(copy_to) as copy,
         ):
-            sink = _HashingSink(raw, copy)
+            sink = HashingSink(raw, copy)
             out: Any = sink
             if gzipped:
                 out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-            writer = _BackgroundWriter(out)
+            writer = BackgroundWriter(out)
             try:
                 writer.put(header(ds, fmt))
                 batches = _Batches(db.conn, ds, fmt, filters)
@@ -283,17 +205,6 @@ def export_to_file(
         raise StorageError(f"could not read the Silver store: {e}") from e
     copied = copy_to is not None and sink.copy is not None
     return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated, copied)
-
-
-def _open_copy(copy_to: str | Path | None) -> Any:
-    """The unbuffered copy target, or None when there is none or it cannot be opened."""
-    if copy_to is None:
-        return nullcontext()
-    try:
-        return open(copy_to, "wb", buffering=0)
-    except OSError as e:
-        log.warning("no copy of the export to %s: %s", copy_to, e.strerror or e)
-        return nullcontext()
 
 
 class _Batches:
@@ -346,7 +257,7 @@ class _Batches:
 def _pump(
     batches: _Batches,
     readers: Readers,
-    writer: _BackgroundWriter,
+    writer: BackgroundWriter,
     limit: int,
     batch_size: int,
     should_stop: Callable[[], bool],
