@@ -180,14 +180,19 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
         stop(proc)
 
 
-@pytest.fixture
-def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket, with the standard AWS_* variables set to the server's keys."""
-    for name, value in s3_server.env().items():
+def use_keys(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard AWS_* variables set to the server's keys, and nothing else of AWS's."""
+    for name, value in server.env().items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket, with the standard AWS_* variables set to the server's keys."""
+    use_keys(s3_server, monkeypatch)
     return s3_server.new_bucket()
 
 
-__all__ = ["S3Server", "s3_bucket", "s3_server"]
+__all__ = ["S3Server", "s3_bucket", "s3_server", "use_keys"]
