@@ -79,9 +79,12 @@ def _files_on_s3(request, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def _suite_bucket(request) -> str:
+def _suite_bucket(request) -> Iterator[str]:
     """The bucket STORAGE_BACKEND=s3 puts every test's files in, each under its own prefix."""
-    return request.getfixturevalue("s3_server").new_bucket()
+    server = request.getfixturevalue("s3_server")
+    name = server.new_bucket()
+    yield name
+    server.drop_bucket(name)
 
 
 @pytest.fixture(autouse=True)
