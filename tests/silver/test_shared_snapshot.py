@@ -1,4 +1,4 @@
-"""Readers on one snapshot: they see what the export's connection sees, or are not used."""
+"""Readers on one snapshot (SQLite): they see what the export's connection sees, or none."""
 
 from __future__ import annotations
 
@@ -112,7 +112,8 @@ def test_a_render_error_reaches_the_caller(db):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_an_export_is_the_same_on_one_connection_or_several(store, transfer, tmp_path, fmt):
+def test_an_export_is_the_same_on_one_connection_or_several(sqlite_store, transfer, tmp_path, fmt):
+    store = sqlite_store
     store.ingest("token_transfers", [transfer(log_index=i, token_symbol=",") for i in range(23)])
     files = []
     for n in (0, writers.READERS):
