@@ -189,11 +189,10 @@ def export_to_file(
             writer = BackgroundWriter(out)
             try:
                 writer.put(header(ds, fmt))
-                batches = _Batches(db.conn, ds, fmt, filters)
+                batches, size = _Batches(db.conn, ds, fmt, filters), max(1, batch_size)
                 with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
-                    rows, truncated = _pump(
-                        batches, r, writer, limit, max(1, batch_size), should_stop, on_progress
-                    )
+                    rendered = _Rendered(batches, r, limit, size)
+                    rows, truncated = _pump(rendered, writer, limit, size, should_stop, on_progress)
             finally:
                 writer.close()
             if gzipped:
@@ -224,16 +223,18 @@ class _Batches:
 
     def plan(self, limit: int, batch_size: int) -> Iterator[tuple[str, dict[str, Any], bool]]:
         """(SQL, parameters, full) of each batch up to `limit` rows; `full`: it has its
-        whole batch of rows, so another batch may follow."""
+        whole batch of rows, so another batch may follow. `more` holds from each yield on."""
         planned = 0
         while planned < limit:
             n = min(batch_size, limit - planned)
             sql, params = self.batch[bool(self.after)], {**self.params, **self.after, "n": n}
             last = self._key(n - 1)
+            if last is not None:
+                self.after = last
             yield sql, params, last is not None
             if last is None:  # fewer than n rows left: this batch is the last
                 return
-            self.after, planned = last, planned + n
+            planned += n
 
     @staticmethod
     def render(conn: sqlite3.Connection, batch: tuple[str, dict[str, Any], bool]) -> Any:
@@ -254,28 +255,42 @@ class _Batches:
         return None if row is None else {"after_time": row[0], "after_id": row[1]}
 
 
+class _Rendered:
+    """The planned batches as the readers render them, in order: what `_pump` reads."""
+
+    def __init__(self, batches: _Batches, readers: Readers, limit: int, batch_size: int):
+        self.name, self.more = batches.name, batches.more
+        self.results = readers.results(batches.plan(limit, batch_size))
+
+    def read(self, n: int) -> tuple[bytes, int]:
+        """The next batch, which `_pump` asks for with the `n` it was planned with."""
+        return next(self.results, (b"", 0))
+
+
 def _pump(
-    batches: _Batches,
-    readers: Readers,
+    batches: Any,
     writer: BackgroundWriter,
     limit: int,
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[int], None] | None,
 ) -> tuple[int, bool]:
-    """Move batches of finished lines from the readers to the writer; (rows written,
-    truncated)."""
+    """Move batches of finished lines from SQLite to the writer; (rows written, truncated)."""
     rows = 0
-    for data, count in readers.results(batches.plan(limit, batch_size)):
+    while rows < limit:
+        n = min(batch_size, limit - rows)
+        data, count = batches.read(n)
         if not count:
-            break
+            return rows, False
         if should_stop():
             raise ExportCancelled(f"export of {batches.name} cancelled after {rows} rows")
         writer.put(data)
         rows += count
         if on_progress is not None:
             on_progress(rows)
-    return rows, rows == limit and batches.more()  # truncated if another row matches
+        if count < n:
+            return rows, False
+    return rows, batches.more()  # `limit` rows written: truncated if another one matches
 
 
 def wallet_sql(fmt: ExportFormat) -> str:

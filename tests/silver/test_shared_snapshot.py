@@ -1,4 +1,4 @@
-"""Readers on one snapshot: they see what the export's connection sees, or are not used."""
+"""Readers on one snapshot (SQLite): they see what the export's connection sees, or none."""
 
 from __future__ import annotations
 
