@@ -31,13 +31,16 @@ def soak() -> bool:
 
 def child_env(**extra: str) -> dict[str, str]:
     """The test's environment without its SILVEREXPORT_* settings, plus `extra`; under
-    EVENT_LOG_BACKEND=postgres the test's own database stays the children's event log."""
+    EVENT_LOG_BACKEND=postgres the test's own database stays the children's event log (with
+    2 s leases)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
     if (
         os.environ.get("EVENT_LOG_BACKEND") == "postgres"
         and "SILVEREXPORT_EVENT_LOG_URL" in os.environ
     ):
         env["SILVEREXPORT_EVENT_LOG_URL"] = os.environ["SILVEREXPORT_EVENT_LOG_URL"]
+        # A killed child is seen dead once its lease runs out: soon, not the default 15 s.
+        env["SILVEREXPORT_LEASE_SECONDS"] = "2"
     return {**env, "PYTHONUNBUFFERED": "1", "SILVEREXPORT_API_KEYS": KEYS, **extra}
 
 
