@@ -17,7 +17,8 @@ JobCompleted is in the log. Jobs/s and appends/s are read from the log itself: i
 between the first JobRequested and the last JobCompleted, by their recorded_at. Runs are taken
 in turns (1, 3, 1, 3 nodes ...), each mix's best counts. Meanwhile pg_locks is sampled every
 20 ms: the share of the time an append held the log's table lock, and how many waited for it,
-say whether the single ordered append is what bounds the run.
+say whether the single ordered append is what bounds the run; what the holder's server process
+was doing (waiting for the node's next statement, flushing the WAL, executing) says why.
 
 The commit rate is one-row INSERT transactions on a table of their own, on the same server,
 from 1 and from 4 connections at once: the ceiling under any ordered, durable append.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -287,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     dbs = Databases(args.url)
     work = Path(tempfile.mkdtemp(prefix="silverexport-bench-nodes-"))
     silver = work / "silver.db"
-    fill(silver)
     best: dict[tuple[str, int], Run] = {}
     try:
+        fill(silver)
         print(dbs.describe())
         commits = {n: commit_rate(dbs.fresh(), n) for n in (1, 4)}
         for c, rate in commits.items():
@@ -312,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                         best[key] = r
     finally:
         dbs.close()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"best of {args.repeat}; {load()}")
     for label in mixes:
         one, many = best[(label, 1)], best[(label, args.nodes)]
