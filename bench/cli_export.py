@@ -1,6 +1,6 @@
 """The CLI export as a user feels it: whole processes, start-up included, against sqlite3's CLI.
 
-    .venv/bin/python bench/cli_export.py [--rows 1000000] [--rounds 3]
+    .venv/bin/python bench/cli_export.py [--rows 1000000] [--rounds 3] [--old DIR]
 
 Times, in the same run and in turns, over one Silver store of `--rows` token_transfers rows:
 - `silverexport export token_transfers --format csv -o FILE` (the installed console script,
@@ -9,6 +9,9 @@ Times, in the same run and in turns, over one Silver store of `--rows` token_tra
   `sqlite3 -csv -header DB "select * from token_transfers" > /dev/null`;
 - the same with `--format jsonl` against `sqlite3 DB "select json_object(...) ..." > /dev/null`;
 - start-up: the same command on a filter that matches no row, and `import` of the CLI alone.
+With `--old DIR` (a copy of an older tree, e.g. `git archive main | tar -x -C DIR`), the
+same exports by `python -m silverexport` from DIR are timed in the same turns, in a data dir
+of their own, so that old and new code meet the same moments of a shared machine.
 Target: the CLI export >= 0.6x the speed of the sqlite3 CLI in both formats (median of the
 rounds). The store is built once through the real ingest and kept under bench/.work/ for
 later runs while its schema stays the current one.
@@ -86,13 +89,16 @@ class Ours:
     """`silverexport export` in one data dir holding the store, as a user runs it again and
     again; each run's job file is deleted afterwards so that the disk does not fill up."""
 
-    def __init__(self, store: Path, data: Path, rows: int):
+    def __init__(self, store: Path, data: Path, rows: int, tree: Path | None = None):
         data.mkdir()
         shutil.copyfile(store, data / "silver.db")  # ours to open, the cached store untouched
         self.data = data
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
         self.env["SILVEREXPORT_MAX_RECORDS"] = str(max(rows, 1))
         self.command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "silverexport"]
+        if tree is not None:  # that tree's code, found before the installed one
+            self.env["PYTHONPATH"] = str(tree)
+            self.command = [sys.executable, "-m", "silverexport"]
 
     def export(self, fmt: str, *extra: str) -> tuple[float, float]:
         out = self.data.parent / f"out.{fmt}"
@@ -115,11 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--old", type=Path, help="also time the code in this tree, in turns")
     args = parser.parse_args(argv)
     print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]} sqlite3 CLI={SQLITE3}")
     built = build(args.rows)
     with tempfile.TemporaryDirectory(dir=HERE / ".work") as tmp:
         ours = Ours(built, Path(tmp) / "data", args.rows)
+        old = None if args.old is None else Ours(built, Path(tmp) / "old", args.rows, args.old)
         store = str(ours.data / "silver.db")
         references = {
             "csv": [SQLITE3, "-csv", "-header", store, f"SELECT * FROM {DATASET}"],
@@ -129,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         for fmt in ("csv", "jsonl"):  # warm the page cache, and the data dir, for both sides
             ours.export(fmt)
             run(references[fmt])
+            if old is not None:
+                old.export(fmt)
         for _ in range(args.rounds):
             for fmt, reference in references.items():
                 times.setdefault(f"ours {fmt}", []).append(ours.export(fmt))
                 times.setdefault(f"sqlite3 {fmt}", []).append(run(reference))
+                if old is not None:
+                    times.setdefault(f"old {fmt}", []).append(old.export(fmt))
             times.setdefault("start-up", []).append(ours.export("csv", "--target-id", "nobody"))
             times.setdefault("import", []).append(
                 run([sys.executable, "-c", "import silverexport.commands.jobs_cmds"])
@@ -157,6 +169,11 @@ def report(times: dict[str, list[tuple[float, float]]], rows: int) -> int:
             f"{ratio:.2f}x the sqlite3 CLI (target >= {TARGET}x); CPU time "
             f"{cpu[f'ours {fmt}'] / cpu[f'sqlite3 {fmt}']:.2f}x the CLI's"
         )
+        if f"old {fmt}" in wall:
+            print(
+                f"{fmt}, the old tree: {wall[f'sqlite3 {fmt}'] / wall[f'old {fmt}']:.2f}x the "
+                f"sqlite3 CLI; new / old speed {wall[f'old {fmt}'] / wall[f'ours {fmt}']:.2f}x"
+            )
     print(
         f"start-up (an export of no rows) {wall['start-up']:.3f} s, "
         f"of which python and the imports of `export` {wall['import']:.3f} s: "

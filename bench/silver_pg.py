@@ -3,7 +3,8 @@
     .venv/bin/python bench/silver_pg.py [--rows 1000000] [--url postgresql://...]
 
 Without `--url` it starts its own PostgreSQL 15 (tests/postgres_server.py: loopback, temp
-dir). It ingests `--rows` token_transfers rows through the real validated ingest, then times,
+dir). It ingests `--ingest` token_transfers rows through the real validated ingest (and copies
+them with SQL, later in time, up to `--rows`, as another program may write), then times,
 in the same run and over the same queries (unfiltered, and one target plus a time range):
 `export_to_file` from the PostgreSQL store to CSV and JSONL (sha256 included) against
 `psql -c "\\copy (SELECT ... ORDER BY block_time, id) TO STDOUT WITH CSV HEADER"` into a
@@ -75,23 +76,39 @@ def peak_rss_mb(url: str, rows: int, fmt: str, out: Path) -> float:
     return int(done.stdout.strip()) / 1024
 
 
-def fill(url: str, rows: int) -> None:
+def fill(url: str, rows: int, ingested: int) -> None:
+    """`ingested` rows through the real ingest; the rest copies of them written with SQL (as
+    another program may), each copy later in time, so (time, id) order runs through all."""
     with PostgresSilverStore(url) as store:
         have = store.count(DATASET)
         if have == rows:
             return
         if have:
             store.conn.execute(f"TRUNCATE {DATASET}")
-        print(f"ingesting {rows:,} rows ...", flush=True)
+        base = min(rows, ingested)
+        print(f"ingesting {base:,} rows ...", flush=True)
         t0 = time.perf_counter()
-        store.ingest(DATASET, transfer_rows(rows))
+        store.ingest(DATASET, transfer_rows(base))
         secs = time.perf_counter() - t0
-        print(f"  ingested in {secs:.1f} s ({rows / secs:,.0f} rows/s)", flush=True)
+        print(f"  ingested in {secs:.1f} s ({base / secs:,.0f} rows/s)", flush=True)
+        cols = [c for c in get_dataset(DATASET).column_names if c not in ("id", "block_time")]
+        names = ", ".join(cols)
+        for k in range(1, -(-rows // base)):
+            n = min(base, rows - k * base)
+            shift = f"interval '{k * base * STEP_MS} milliseconds'"
+            store.conn.execute(
+                f"INSERT INTO {DATASET} (id, block_time, {names}) SELECT id + {k * base}, "
+                f"to_char((block_time::timestamptz + {shift}) AT TIME ZONE 'UTC', "
+                f"""'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), {names} FROM {DATASET} """
+                f"WHERE id <= {n}"
+            )
+        if rows > base:
+            print(f"  {rows - base:,} more rows copied with SQL", flush=True)
         store.conn.execute(f"VACUUM ANALYZE {DATASET}")
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    fill(url, args.rows)
+    fill(url, args.rows, args.ingest)
     out = HERE / ".work" / "pg"
     out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
@@ -141,6 +158,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N")
+    parser.add_argument(
+        "--ingest", type=int, default=200_000, help="rows through ingest; the rest by SQL"
+    )
     parser.add_argument("--url", help="a PostgreSQL database to use (default: start one)")
     args = parser.parse_args()
     server = None

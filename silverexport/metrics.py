@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .actors.slots import Side, Slots
+from .errors import StorageError
 from .events.types import JobCancelled, JobCompleted, JobFailed, RecordedEvent
 from .model import JobStatus, JobView
 from .timeutil import parse_canonical
@@ -225,8 +226,15 @@ class _JobsCollector:
         return [_gauge("silverexport_jobs", _JOBS_HELP, ["status"])]
 
     def collect(self) -> Iterable[Any]:
-        counts = self.job_counts()
         family = _gauge("silverexport_jobs", _JOBS_HELP, ["status"])
+        try:
+            counts = self.job_counts()
+        except StorageError:
+            # The views out of reach (the log's database away): the scrape still answers,
+            # with every other metric and no jobs series, rather than failing whole just when
+            # an operator most wants to see the node.
+            yield family
+            return
         for status in JobStatus:
             family.add_metric([status.value], counts.get(status.value, 0))
         yield family

@@ -1,45 +1,48 @@
 """ExportSystem: the composition root — opens the log, views, Silver store and actors.
 
 The CLI, the HTTP server, tests and embedding ingestion processes all start here.
+Its helpers have modules of their own: job_pages.py (one page of the jobs list),
+thread_readers.py (a read connection per thread) and supervisor_clock.py (the Tick timer and
+the Wake and Schedule nudges).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pykka
 
 from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
-from .actors.messages import Cancel, CatchUp, Load, Prune, Schedule, Submit, Tick, Wake
+from .actors.messages import Cancel, CatchUp, Load, Prune, Submit, Tick
 from .actors.quiet_asks import quiet_client_errors
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
-from .errors import NotFoundError, StorageError, ValidationError
+from .errors import NotFoundError, StorageError
 from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
-from .events.views import State, newest_states, to_view
+from .events.views import to_view
+from .job_pages import query_jobs
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .nodes import Wakeup, open_liveness, open_wakeup
 from .silver.backends import open_silver_store
 from .storage import ExportStorage, check_at_start
 from .storage import StorageError as PortStorageError
+from .supervisor_clock import SupervisorClock
+from .thread_readers import ThreadReaders
 from .validation import check_request
 from .webhooks import Resolver, WebhookService
 
 ASK_TIMEOUT = 60.0
-LIST_MAX = 500
 RECENT_VIEWS = 1024  # finished jobs' views kept in memory; older ones come from the views
 
 quiet_client_errors()  # a client's 4xx is not worth a pykka traceback in the log
@@ -63,14 +66,11 @@ class ExportSystem:
         self._views: dict[str, JobView] = {}  # queued and running jobs, as last read
         self._recent: OrderedDict[str, JobView] = OrderedDict()  # a few finished ones
         self._changed = threading.Condition()
-        self._readers = threading.local()
-        self._reader_conns: list[Any] = []
-        self._readers_lock = threading.Lock()
+        self._readers: ThreadReaders | None = None
+        self._metrics_lock = threading.Lock()
         self.queue = FairQueue()
-        self._stop_timer = threading.Event()
-        self._timer: threading.Thread | None = None
+        self._clock: SupervisorClock | None = None
         self._wakeup: Wakeup | None = None
-        self._wake_pending = threading.Event()
         self.supervisor: pykka.ActorRef | None = None
         self.store = self.log = self.owner = None  # type: ignore[assignment]
         self.storage: ExportStorage | None = None
@@ -117,6 +117,7 @@ class ExportSystem:
         # A bad URL or an unreachable database stops us here, with one line naming the setting.
         self.log = MeteredLog(open_event_log(settings), self._appended)
         self.log.projector = open_views(self.log.inner)
+        self._readers = ThreadReaders(self.log)
         self.supervisor = JobSupervisor.start(
             settings=settings,
             log_=self.log,
@@ -129,8 +130,14 @@ class ExportSystem:
             silver=self.store,
             **supervisor_options,
         )
+        self._clock = SupervisorClock(
+            self.supervisor,
+            interval=max(
+                0.05, min(settings.catch_up_interval_seconds, settings.expiry_interval_seconds)
+            ),
+        )
         self._ask(Load())
-        self._wakeup = open_wakeup(settings, self._wake)  # other nodes' appends, promptly
+        self._wakeup = open_wakeup(settings, self._clock.wake)  # other nodes' appends, promptly
         # Webhook deliveries run beside the supervisor, never through it (SPEC §9).
         self.webhooks = WebhookService(
             settings,
@@ -141,11 +148,8 @@ class ExportSystem:
         )
         if self._deliver_webhooks:
             self.webhooks.start()
-        self.slots.on_release(self._on_slot_release)
-        self._timer = threading.Thread(
-            target=self._tick_loop, name="silverexport-timer", daemon=True
-        )
-        self._timer.start()
+        self.slots.on_release(self._clock.slot_released)
+        self._clock.start()
         self._ask(Tick())
 
     @classmethod
@@ -203,15 +207,17 @@ class ExportSystem:
         if self._closed:
             return
         self._closed = True
-        self._stop_timer.set()
+        if self._clock is not None:
+            self._clock.signal_stop()
         if self._wakeup is not None:
             self._wakeup.close()
-        if self._timer is not None:
-            self._timer.join(timeout=10)
+        if self._clock is not None:
+            self._clock.join()
         if self.webhooks is not None:
             self.webhooks.close()
         if self.supervisor is not None:
-            self.slots.remove_listener(self._on_slot_release)
+            if self._clock is not None:
+                self.slots.remove_listener(self._clock.slot_released)
             with contextlib.suppress(pykka.ActorDeadError):
                 refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
                 for ref in refs:
@@ -220,42 +226,14 @@ class ExportSystem:
                 self.supervisor.stop(block=True, timeout=ASK_TIMEOUT)
         if self.log is not None:
             self.log.close()
-        with self._readers_lock:
-            for conn in self._reader_conns:
-                conn.close()
-            self._reader_conns.clear()
+        if self._readers is not None:
+            self._readers.close()
         if self.store is not None:
             self.store.close()
         if self.storage is not None:
             self.storage.close()
         if self.owner is not None:
             self.owner.release()
-
-    def _tick_loop(self) -> None:
-        interval = max(
-            0.05,
-            min(self.settings.catch_up_interval_seconds, self.settings.expiry_interval_seconds),
-        )
-        handled = threading.Event()
-        handled.set()
-        while not self._stop_timer.wait(interval):
-            if not handled.is_set():
-                continue  # the last Tick is still queued or running (a locked log, say)
-            handled.clear()
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.supervisor.tell(Tick(handled))
-
-    def _wake(self) -> None:
-        """The log grew (told by the listener's thread): one catch-up on its way at a time."""
-        if self._wake_pending.is_set():
-            return
-        self._wake_pending.set()
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.supervisor.tell(Wake(self._wake_pending))
-
-    def _on_slot_release(self) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.supervisor.tell(Schedule())
 
     def _ask(self, message: Any) -> Any:
         return self.supervisor.ask(message, timeout=ASK_TIMEOUT)
@@ -265,7 +243,7 @@ class ExportSystem:
         """This system's Prometheus metrics. A serving process builds them as it opens; a
         one-shot one (the CLI's `export`) only if asked, and counts appends from then on:
         prometheus_client and the registry were a tenth of a short export's start-up."""
-        with self._readers_lock:
+        with self._metrics_lock:
             if self._metrics is None:
                 self._metrics = Metrics(job_counts=self.job_counts, slots=self.slots)
             return self._metrics
@@ -339,7 +317,7 @@ class ExportSystem:
         return view
 
     def _stored(self, job_id: str) -> JobView | None:
-        state = self.log.projector.read_state(self._reader(), job_id)
+        state = self._readers.read(self.log.projector.read_state, job_id)
         return None if state is None else to_view(state)
 
     def _positioned(self, view: JobView) -> JobView:
@@ -349,7 +327,7 @@ class ExportSystem:
         position = self.queue.position(view.job_id)
         if position is None:
             # Another process will start it: count the jobs queued before it, anywhere.
-            position = 1 + self.log.projector.queued_ahead_of(self._reader(), view.job_id)
+            position = 1 + self._readers.read(self.log.projector.queued_ahead_of, view.job_id)
         return replace(view, queue_position=position)
 
     def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
@@ -381,23 +359,38 @@ class ExportSystem:
     def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
         """The job's whole history, from the log."""
         self.status(job_id, tenant=tenant)
-        return list(self.log.read_from(self._reader(), 0, stream_id=job_id))
+        return self._readers.read(
+            lambda reader: list(self.log.read_from(reader, 0, stream_id=job_id))
+        )
 
     def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
         """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
-        events = self.log.read_from(self._reader(), after_seq)
-        try:
-            return [event for event, _ in zip(events, range(limit), strict=False)]
-        finally:
-            events.close()
+
+        def page(reader: Any) -> list[RecordedEvent]:
+            events = self.log.read_from(reader, after_seq)
+            try:
+                return [event for event, _ in zip(events, range(limit), strict=False)]
+            finally:
+                events.close()
+
+        return self._readers.read(page)
 
     def last_seq(self) -> int:
         """The newest seq in the log (0 when empty)."""
-        return self.log.projector.last_seq(self._reader())
+        return self._readers.read(self.log.projector.last_seq)
 
     def job_counts(self) -> dict[str, int]:
         """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
-        return self.log.projector.status_counts(self._reader())  # StorageError: 503, not 500
+        return self._readers.read(self.log.projector.status_counts)  # StorageError: 503, not 500
+
+    def backends_down(self) -> dict[str, str]:
+        """The backends this node cannot reach now, each with why (empty when all answer),
+        for /healthz: asked of the database itself through this thread's reader."""
+        try:
+            self.last_seq()
+        except StorageError as e:
+            return {"event_log": str(e)}
+        return {}
 
     def list(
         self,
@@ -409,14 +402,16 @@ class ExportSystem:
         cursor: str | None = None,
     ) -> tuple[list[JobView], str | None]:
         """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
-        views, next_cursor = query_jobs(
-            self._reader(),
-            newest=self.log.projector.newest_states,  # the views' SQL for this log's backend
-            tenant=tenant,
-            status=status,
-            dataset=dataset,
-            limit=limit,
-            cursor=cursor,
+        views, next_cursor = self._readers.read(
+            lambda reader: query_jobs(
+                reader,
+                newest=self.log.projector.newest_states,  # the views' SQL for this backend
+                tenant=tenant,
+                status=status,
+                dataset=dataset,
+                limit=limit,
+                cursor=cursor,
+            )
         )
         return [self._positioned(v) for v in views], next_cursor
 
@@ -439,72 +434,3 @@ class ExportSystem:
         """Ingest rows into the Silver store inside an ingestion slot of the shared budget."""
         with self.slots.ingestion(timeout=timeout):
             return self.store.ingest(dataset, rows)
-
-    def _reader(self):
-        """A read connection per calling thread (the HTTP executor's threads are bounded)."""
-        db = getattr(self._readers, "db", None)
-        if db is not None and not self.log.reader_ok(db):
-            with self._readers_lock:  # lost with its database connection: open another
-                self._reader_conns.remove(db)
-            with contextlib.suppress(Exception):
-                db.close()
-            db = None
-        if db is None:
-            db = self.log.open_reader()
-            self._readers.db = db
-            with self._readers_lock:
-                self._reader_conns.append(db)
-        return db
-
-
-def _encode_cursor(created_seq: int) -> str:
-    """Opaque to clients: the position in the log where the next page starts."""
-    return base64.urlsafe_b64encode(orjson.dumps({"before": created_seq})).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        before = orjson.loads(raw)["before"]
-        if isinstance(before, bool) or not isinstance(before, int):
-            raise ValueError
-    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
-        raise ValidationError(
-            '"cursor" is not a cursor this server issued', field="cursor"
-        ) from None
-    return before
-
-
-def query_jobs(
-    db: Any,
-    *,
-    newest: Callable[..., list[State]] = newest_states,
-    tenant: str | None = None,
-    status: JobStatus | str | None = None,
-    dataset: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[JobView], str | None]:
-    """One page of the jobs view, newest first, keyset-paginated by the JobRequested seq."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIST_MAX:
-        raise ValidationError(f'"limit" must be between 1 and {LIST_MAX}', field="limit")
-    equal: dict[str, Any] = {}
-    if tenant is not None:
-        equal["tenant"] = tenant
-    if status is not None:
-        try:
-            equal["status"] = JobStatus(status).value
-        except ValueError:
-            valid = ", ".join(s.value for s in JobStatus)
-            raise ValidationError(f'"status" must be one of {valid}', field="status") from None
-    if dataset is not None:
-        equal["dataset"] = dataset
-    before = None if cursor is None else _decode_cursor(cursor)
-    states = newest(db, equal=equal, before_seq=before, limit=limit + 1)
-    views = [to_view(state) for state in states]
-    next_cursor = None
-    if len(views) > limit:
-        views = views[:limit]
-        last_created_seq = states[limit - 1]["created_seq"]
-        next_cursor = _encode_cursor(last_created_seq)
-    return views, next_cursor

@@ -4,6 +4,10 @@
 dir is made theirs); otherwise it runs as whoever runs the tests. It listens on 127.0.0.1 and
 a free port, keeps its unix socket inside its own dir, and asks for a password over TCP (so
 tests can check that no message ever prints it). It is stopped by its pid.
+
+A test that takes the database away uses a server of its own (never the session's, which
+other tests share): `halt()` stops it as an operator or a crash would, `resume()` starts it
+again on the same port with the same data, so its clients' URLs stay right.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def _free_port() -> int:
 
 class PostgresServer:
     """One server process; `url(dbname)` connects to it, `fresh_database()` makes a new db."""
+
+    password = PASSWORD  # what no message may ever print
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="silverexport-pg-"))
@@ -97,6 +103,10 @@ class PostgresServer:
         )
         pwfile.unlink()
         self.port = _free_port()
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes it while it lives
         self._own(self.log_path)
         self._process = subprocess.Popen(
@@ -124,7 +134,18 @@ class PostgresServer:
         )
         log.close()
         self._wait_ready()
-        return self
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data: "fast" is an operator's stop (SIGINT: clients
+        are disconnected, the data is checkpointed), "immediate" a crash (SIGQUIT: no
+        checkpoint; the next start recovers from the WAL)."""
+        assert self.pid is not None, "the server is not running"
+        self._kill_and_wait(signal.SIGINT if mode == "fast" else signal.SIGQUIT)
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port, with the same data."""
+        assert self.pid is None, "the server is running"
+        self._launch()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_DEADLINE_S
@@ -146,19 +167,24 @@ class PostgresServer:
     def stop(self) -> None:
         """Fast shutdown by pid (SIGINT), waited for; then the temp dir goes."""
         if self.pid is not None:
+            self._kill_and_wait(signal.SIGINT)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill_and_wait(self, sig: signal.Signals) -> None:
+        assert self.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+        deadline = time.monotonic() + STOP_DEADLINE_S
+        while _alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # poll interval of a deadline-bounded wait
+        if _alive(self.pid):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGINT)
-            deadline = time.monotonic() + STOP_DEADLINE_S
-            while _alive(self.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(self.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-            self.pid = None
+                os.kill(self.pid, signal.SIGKILL)
+        self.pid = None
         if self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=STOP_DEADLINE_S)
-        shutil.rmtree(self.root, ignore_errors=True)
+            self._process = None
 
     def log_tail(self, lines: int = 30) -> str:
         try:

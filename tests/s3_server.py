@@ -7,6 +7,7 @@ request signatures are checked. Each test gets a fresh bucket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,22 @@ class S3Server:
         name = f"t-{uuid.uuid4().hex[:16]}"
         self.client().create_bucket(Bucket=name)
         return name
+
+    def drop_bucket(self, name: str) -> None:
+        """Empty and delete a bucket, best effort. SeaweedFS gives each bucket volumes of its
+        own and has slots for a few dozen: a session that kept every test's bucket would see
+        PutObject fail (InternalError) after about sixty of them."""
+        client = self.client()
+        with contextlib.suppress(Exception):
+            for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
+                for upload in page.get("Uploads", []):
+                    client.abort_multipart_upload(
+                        Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+                for item in page.get("Contents", []):
+                    client.delete_object(Bucket=name, Key=item["Key"])
+            client.delete_bucket(Bucket=name)
 
 
 def start(directory: Path) -> tuple[subprocess.Popen, S3Server]:
@@ -180,14 +198,22 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
         stop(proc)
 
 
-@pytest.fixture
-def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket, with the standard AWS_* variables set to the server's keys."""
-    for name, value in s3_server.env().items():
+def use_keys(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard AWS_* variables set to the server's keys, and nothing else of AWS's."""
+    for name, value in server.env().items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    return s3_server.new_bucket()
 
 
-__all__ = ["S3Server", "s3_bucket", "s3_server"]
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh bucket, with the standard AWS_* variables set to the server's keys; deleted
+    after the test (see `drop_bucket`)."""
+    use_keys(s3_server, monkeypatch)
+    name = s3_server.new_bucket()
+    yield name
+    s3_server.drop_bucket(name)
+
+
+__all__ = ["S3Server", "s3_bucket", "s3_server", "use_keys"]

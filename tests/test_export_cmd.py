@@ -21,6 +21,10 @@ from silverexport.silver.catalog import get_dataset
 from silverexport.silver.store import SilverStore
 from silverexport.system import ExportSystem
 from tests.actors.conftest import transfer_rows
+from tests.stored import stored_bytes
+
+# These tests write silver.db in the data dir themselves: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = list(get_dataset("token_transfers").column_names)
@@ -74,9 +78,10 @@ def test_jsonl_to_stdout_is_the_file_s_bytes(data, capsysbinary):
     assert [(r["id"], r["target_id"]) for r in lines] == [(7, "t2"), (8, "t2"), (9, "t2")]
     (job,) = jobs_in(data)
     with ExportSystem.open(data, run_jobs=False) as system:
-        assert system.file_path(job).read_bytes() == out
+        assert stored_bytes(system, job) == out
 
 
+@pytest.mark.file_storage  # where the file lies when the store is the data dir
 def test_without_o_the_file_stays_in_the_data_dir(data, capsys):
     assert export(data, "--format", "csv") == 0
     (job,) = jobs_in(data)

@@ -16,6 +16,10 @@ from silverexport.silver.store import SilverStore
 from silverexport.silver.writers import export_to_file
 from silverexport.system import ExportSystem
 from tests.actors.conftest import transfer_rows
+from tests.stored import stored_bytes
+
+# These tests write silver.db in the data dir themselves: the SQLite Silver file.
+pytestmark = pytest.mark.sqlite_silver
 
 ROWS = 40
 
@@ -46,17 +50,24 @@ def job_file(data: Path) -> Path:
         return system.file_path(job)
 
 
+def job_bytes(data: Path) -> bytes:
+    """The job's file as its store holds it (a directory or a bucket)."""
+    with ExportSystem.open(data, run_jobs=False) as system:
+        (job,) = system.list(limit=10)[0]
+        return stored_bytes(system, job)
+
+
 @pytest.mark.parametrize("flags", [["--format", "csv"], ["--format", "jsonl", "--gzip"]])
 def test_file_gets_the_job_file_s_bytes_and_nothing_is_left_beside_it(data, out_dir, flags):
     out = out_dir / "transfers.out"
     assert export(data, out, *flags) == 0
-    stored = job_file(data)
-    assert out.read_bytes() == stored.read_bytes()
+    assert out.read_bytes() == job_bytes(data)
     if "--gzip" in flags:
         assert gzip.decompress(out.read_bytes()).count(b"\n") == ROWS
     assert sorted(p.name for p in out_dir.iterdir()) == ["transfers.out"]
 
 
+@pytest.mark.file_storage  # about the job's file in the export directory, beside -o's
 def test_writing_to_file_later_leaves_the_job_file_alone(data, out_dir):
     out = out_dir / "transfers.csv"
     assert export(data, out, "--format", "csv") == 0
@@ -73,7 +84,7 @@ def test_an_existing_file_is_replaced_and_keeps_its_permissions(data, out_dir):
     out.write_bytes(b"old content that is longer than nothing\n" * 100)
     out.chmod(0o640)
     assert export(data, out, "--format", "csv") == 0
-    assert out.read_bytes() == job_file(data).read_bytes()
+    assert out.read_bytes() == job_bytes(data)
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
     assert sorted(p.name for p in out_dir.iterdir()) == ["transfers.csv"]
 
@@ -85,7 +96,7 @@ def test_a_symlink_is_written_through(data, out_dir, tmp_path):
     link.symlink_to(target)
     assert export(data, link, "--format", "csv") == 0
     assert link.is_symlink()
-    assert target.read_bytes() == job_file(data).read_bytes()
+    assert target.read_bytes() == job_bytes(data)
 
 
 def test_a_file_with_a_second_hard_link_is_written_in_place(data, out_dir):
@@ -95,7 +106,7 @@ def test_a_file_with_a_second_hard_link_is_written_in_place(data, out_dir):
     os.link(out, other)
     assert export(data, out, "--format", "csv") == 0
     assert os.path.samefile(out, other)
-    assert other.read_bytes() == job_file(data).read_bytes()
+    assert other.read_bytes() == job_bytes(data)
 
 
 def test_a_refused_export_leaves_no_file_and_no_temporary_one(data, out_dir, capsys):

@@ -36,6 +36,21 @@ class FairQueue:
                 self._turns.append(tenant)
             line.append(job_id)
 
+    def put_back(self, tenant: str, job_id: str) -> None:
+        """Return the job just popped to where it was: first in its tenant's line, its
+        tenant's turn next (its start could not be recorded, so it never left)."""
+        with self._lock:
+            if job_id in self._tenant_of:
+                return
+            self._tenant_of[job_id] = tenant
+            line = self._jobs.get(tenant)
+            if line is None:
+                line = self._jobs[tenant] = deque()
+            else:
+                self._turns.remove(tenant)
+            self._turns.appendleft(tenant)
+            line.appendleft(job_id)
+
     def peek(self) -> str | None:
         """The job that starts next, or None."""
         with self._lock:

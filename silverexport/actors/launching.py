@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pykka
 
 from ..config import MAX_ATTEMPTS, Settings
-from ..errors import ConcurrencyError
+from ..errors import ConcurrencyError, StorageError
 from ..events.types import JobFailed, JobStarted
 from ..events.views import State, to_view
 from ..nodes import Liveness
@@ -59,11 +59,15 @@ class Launching:
     shutting_down: bool
     actor_ref: pykka.ActorRef
     _retention: Callable[[], float]
+    unreachable: str | None
+    _log_unreachable: Callable[[StorageError], None]
 
     def _schedule(self) -> None:
         """Start queued jobs, round-robin across tenants, while export slots are free. Never
         raises: a job that cannot be started goes to the back of its tenant's line, and the
         others start; after MAX_ATTEMPTS tries it fails with the reason."""
+        if self.unreachable is not None:
+            return  # the log is out of reach: the next Tick that reads it starts them
         tried: set[str] = set()
         while self.queue and self.run_jobs and not self.shutting_down:
             job_id = self.queue.peek()
@@ -76,6 +80,14 @@ class Launching:
             self.queue.pop()
             try:
                 started = self._start(state)
+            except StorageError as e:
+                # The log is out of reach, so nothing was recorded: not the job's fault, and
+                # no start try spent. It keeps its place and the others wait with it, until
+                # a Tick reads the log again (a freed slot must not spin on a dead server).
+                self.slots.release(Side.EXPORT)
+                self.queue.put_back(state["tenant"], job_id)
+                self._log_unreachable(e)
+                return
             except Exception as e:
                 self.slots.release(Side.EXPORT)
                 tried.add(job_id)

@@ -3,8 +3,10 @@
 pykka logs every exception an actor hands back to an asking caller ("Exception returned from
 ... to caller", INFO, with the traceback). For our client errors (invalid input, unknown job,
 conflicts, a full queue) that is noise: the caller turns them into a 4xx and the access log
-has the line. Anything else handed back (a bug, a storage or integrity failure) keeps its
-traceback.
+has the line. So is a backend out of reach (StorageError: the event log's database stopped):
+each write is answered 503 and the HTTP edge logs one line, where a traceback per request
+would bury the log during an outage. Anything else handed back (a bug, an integrity failure)
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..errors import (
     GoneError,
     NotFoundError,
     QueueFullError,
+    StorageError,
     ValidationError,
 )
 
@@ -27,6 +30,7 @@ CLIENT_ERRORS = (
     ConcurrencyError,
     GoneError,
     QueueFullError,
+    StorageError,
 )
 
 

@@ -19,7 +19,13 @@ from typing import Any
 import pykka
 
 from ..config import Settings
-from ..errors import ConcurrencyError, ConflictError, NotFoundError, QueueFullError
+from ..errors import (
+    ConcurrencyError,
+    ConflictError,
+    NotFoundError,
+    QueueFullError,
+    StorageError,
+)
 from ..events.log import EventLog
 from ..events.types import (
     Event,
@@ -110,6 +116,8 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         self.pending: list[Any] = []  # outcomes whose append failed; retried on Tick
         self.shutting_down = False
         self.next_sweep = 0.0
+        self.unreachable: str | None = None  # why the log is out of reach, while it is
+        self.outage_logged = False  # one line when an outage starts, one when it ends
 
     def _changed(self, state: State) -> None:
         """A job's state moved (here or elsewhere): keep the queue and our actors in step."""
@@ -136,13 +144,15 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             case Prune():
                 return recovery.expire_due(self.book, self.storage)
             case CatchUp():
-                n = self.book.catch_up()
+                n = self._catch_up()
                 self._schedule()
                 return n
             case Shutdown():
                 return self._shutdown()
         # Tells: an exception here would stop the actor, so failures are logged and the
-        # outcome kept for a retry on the next Tick — never dropped.
+        # outcome kept for a retry on the next Tick — never dropped. The log out of reach
+        # (its database stopped) is expected to pass: one line when it starts, not a
+        # traceback per message.
         try:
             match message:
                 case Progress():
@@ -153,17 +163,22 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                     self._tick()
                 case Wake():
                     message.pending.clear()  # news arriving from now on asks for another
-                    self.book.catch_up()
+                    self._catch_up()
                     self._schedule()
                 case Schedule():
                     self._schedule()
-        except Exception:
-            log.exception("supervisor could not handle %r; will retry", message)
+        except Exception as e:
+            if isinstance(e, StorageError):
+                self._log_unreachable(e)
+            else:
+                log.exception("supervisor could not handle %r; will retry", message)
             if isinstance(message, Done | Failed):
                 self.pending.append(message)
         finally:
-            if isinstance(message, Tick) and message.handled is not None:
-                message.handled.set()
+            if isinstance(message, Tick):
+                self._log_if_reachable()
+                if message.handled is not None:
+                    message.handled.set()
         return None
 
     def _load(self) -> None:
@@ -318,8 +333,27 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             if not kept:
                 files.discard(self.storage, msg.file_name)
 
+    def _log_unreachable(self, error: StorageError) -> None:
+        """Starts wait until the log reads again; logged once per outage, not per retry."""
+        if not self.outage_logged:
+            log.warning("the event log is out of reach; retrying every tick: %s", error)
+            self.outage_logged = True
+        self.unreachable = str(error)
+
+    def _log_if_reachable(self) -> None:
+        """After a Tick: one that nothing failed in ends the outage, in the log too."""
+        if self.outage_logged and self.unreachable is None:
+            self.outage_logged = False
+            log.warning("the event log answers again; its outcomes recorded, its queue running")
+
+    def _catch_up(self) -> int:
+        """Read what the log gained; a read that works lets writes (retries, starts) try."""
+        n = self.book.catch_up()
+        self.unreachable = None
+        return n
+
     def _tick(self) -> None:
-        self.book.catch_up()
+        self._catch_up()
         if not self.run_jobs:
             return  # bookkeeping only (listing, pruning): it changes nothing by itself
         self._retry_pending()
@@ -340,6 +374,9 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         for msg in pending:
             try:
                 self._finish(msg)
+            except StorageError as e:
+                self._log_unreachable(e)
+                self.pending.append(msg)
             except Exception:
                 log.exception("job %s: recording its outcome failed again; will retry", msg.job_id)
                 self.pending.append(msg)

@@ -10,11 +10,13 @@ writers that ask for it (bench/eventlog_pg.py, README).
 
 psycopg's errors stop here: a version or idempotency collision is our ConcurrencyError, a
 refused row IntegrityError, anything else (connection lost, server gone) StorageError.
+The table, its guards and their verify probes live in postgres_schema.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -26,8 +28,6 @@ from ..config import redact_url
 from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
 from .log import (
-    APPEND_ONLY_MESSAGE,
-    SPARSE_INDEX_SQL,
     Append,
     Projector,
     chain_appends,
@@ -36,53 +36,30 @@ from .log import (
     types_clause,
 )
 from .postgres_conn import LOCK_TIMEOUT_MS, connect, one_line
+from .postgres_schema import (
+    IDEMPOTENCY_INDEX,
+    create_schema,
+    has_table,
+    missing_guard_triggers,
+    probe_guards,
+)
 from .types import Event, JobRequested, RecordedEvent
 
-GUARD_TRIGGERS = ("events_no_update", "events_no_delete", "events_no_truncate")
-IDEMPOTENCY_INDEX = "events_idempotency"
 # The constraints a second writer can collide with: contention, worth a retry. Any other
 # constraint failing inside an append (a projector's, say) is a defect, not a conflict.
 COLLISIONS = frozenset({"events_pkey", "events_stream_version", IDEMPOTENCY_INDEX})
 # Any fixed 64-bit key; it only has to be the same in every process using this database.
 APPEND_LOCK_KEY = 0x5E1E_E7E0_0000_0001
-SCHEMA_LOCK_KEY = 0x5E1E_E7E0_0000_0002
 # Every append NOTIFYs this channel in its own transaction (delivered at commit, so a listener
 # reads what it was told about); nodes LISTEN to catch up at once (nodes/postgres_listen.py).
 NOTIFY_CHANNEL = "silverexport_events"
 BATCH_ROWS = 2000
+# While the server is away, a call fails at once on the broken connection and a new one is
+# tried at most this often: a dead server costs one bounded connect per interval, not one per
+# call, so the supervisor and the HTTP threads answer 503 promptly.
+RECONNECT_INTERVAL_S = 0.5
 LockKind = Literal["table", "advisory"]
 
-_SCHEMA = [
-    """
-    CREATE TABLE IF NOT EXISTS events (
-        seq BIGINT PRIMARY KEY,
-        stream_id TEXT NOT NULL,
-        version INTEGER NOT NULL CHECK (version >= 1),
-        type TEXT NOT NULL,
-        data JSON NOT NULL,
-        recorded_at TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        CONSTRAINT events_stream_version UNIQUE (stream_id, version)
-    )
-    """,
-    f"""
-    CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}' USING ERRCODE = 'integrity_constraint_violation';
-    END $$
-    """,
-    *(
-        f"CREATE OR REPLACE TRIGGER {name} BEFORE {verb} ON events "
-        "FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()"
-        for name, verb in zip(GUARD_TRIGGERS, ("UPDATE", "DELETE", "TRUNCATE"), strict=True)
-    ),
-]
-# One tenant's idempotency key names one job, whichever process or node appends.
-_IDEMPOTENCY = f"""
-CREATE UNIQUE INDEX IF NOT EXISTS {IDEMPOTENCY_INDEX}
-ON events ((data->>'tenant'), (data->>'idempotency_key'))
-WHERE type = '{JobRequested.type}' AND data->>'idempotency_key' IS NOT NULL
-"""
 _INSERT = (
     "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -118,11 +95,12 @@ class PostgresEventLog:
         self.projector = projector
         self._lock_sql = _LOCKS[lock]
         self._lock_timeout_ms = lock_timeout_ms
+        self._connect_failed: tuple[float, str] | None = None  # (until when, why)
         self.conn = connect(url, lock_timeout_ms=lock_timeout_ms)
         try:
             if create:
-                self._create()
-            elif not self._has_table():
+                create_schema(self.conn, self.location)
+            elif not has_table(self.conn):
                 raise StorageError(f"{self.location} holds no event log (no events table)")
         except BaseException:
             self.conn.close()
@@ -131,27 +109,6 @@ class PostgresEventLog:
     @property
     def location(self) -> str:
         return redact_url(self.url)
-
-    def _create(self) -> None:
-        try:
-            with self.conn.transaction():
-                # Two processes starting at once must not both create the table.
-                self.conn.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
-                for statement in _SCHEMA:
-                    self.conn.execute(statement)
-                self.conn.execute(_IDEMPOTENCY)
-                self.conn.execute(SPARSE_INDEX_SQL)
-        except pg_errors.UniqueViolation:
-            raise IntegrityError(
-                f"{self.location}: two requests of one tenant share an idempotency key "
-                "(appended by a version without the log's own guard)"
-            ) from None
-        except psycopg.Error as e:
-            raise StorageError(f"could not create the event log at {self.location}: {e}") from e
-
-    def _has_table(self) -> bool:
-        row = self.conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
-        return bool(row and row[0])
 
     def close(self) -> None:
         self.conn.close()
@@ -228,14 +185,33 @@ class PostgresEventLog:
         except pg_errors.IntegrityConstraintViolation as e:
             raise IntegrityError(f"the database refused the event: {one_line(e)}") from e
         except psycopg.Error as e:
-            self._reconnect_if_broken()
+            self.reconnect_if_broken()
             raise StorageError(f"could not {doing}: {one_line(e)}") from e
 
-    def _reconnect_if_broken(self) -> None:
+    def reconnect_if_broken(self) -> None:
+        """After the server went away (stopped, restarted, cut off), a new connection, so
+        the node recovers by itself when the server is back; at most one try per interval."""
         if not (self.conn.closed or self.conn.broken):
             return
-        with contextlib.suppress(StorageError):  # still down: the next call tries again
-            self.conn = connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+        with contextlib.suppress(StorageError):  # still down: a later call tries again
+            fresh = self._fresh_connection()
+            self.conn.close()
+            self.conn = fresh
+
+    def _fresh_connection(self) -> psycopg.Connection:
+        """A new connection. While the server is known to be away (a connect failed less
+        than an interval ago) the same failure at once: however many threads ask, a dead
+        server costs one bounded connect per interval."""
+        failed = self._connect_failed
+        if failed is not None and time.monotonic() < failed[0]:
+            raise StorageError(failed[1])
+        try:
+            conn = connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+        except StorageError as e:
+            self._connect_failed = (time.monotonic() + RECONNECT_INTERVAL_S, str(e))
+            raise
+        self._connect_failed = None
+        return conn
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -284,7 +260,7 @@ class PostgresEventLog:
 
     def open_reader(self) -> psycopg.Connection:
         """A connection of its own for another thread's reads (`read_from`, the views')."""
-        return connect(self.url, lock_timeout_ms=self._lock_timeout_ms)
+        return self._fresh_connection()
 
     @staticmethod
     def reader_ok(conn: psycopg.Connection) -> bool:
@@ -386,43 +362,10 @@ class PostgresEventLog:
         return first_break(self.read_raw(), progress)
 
     def missing_guards(self) -> list[str]:
-        """Append-only triggers that are missing, or present but disabled (ALTER TABLE ...
-        DISABLE TRIGGER), which is the same as missing."""
+        """Append-only triggers that are missing, or present but disabled."""
         with self._translated("read the event log's guards"):
-            have = {
-                name
-                for name, enabled in self.conn.execute(
-                    "SELECT tgname, tgenabled FROM pg_trigger "
-                    "WHERE tgrelid = 'events'::regclass AND NOT tgisinternal"
-                )
-                if enabled != "D"
-            }
-        return [name for name in GUARD_TRIGGERS if name not in have]
+            return missing_guard_triggers(self.conn)
 
     def guard_problems(self) -> list[str]:
         """The triggers must refuse: probed in a transaction that is always rolled back."""
-        problems = []
-        probes = (
-            ("an UPDATE", "UPDATE events SET type = type WHERE seq = %s"),
-            ("a DELETE", "DELETE FROM events WHERE seq = %s"),
-            ("a TRUNCATE", "TRUNCATE events"),
-        )
-        try:
-            with self.conn.transaction(force_rollback=True):
-                self.conn.execute(self._lock_sql)  # the probe's seq must not race an append
-                probe = self.conn.execute(
-                    "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
-                    "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), "
-                    "'verify-probe', 1, 'probe', '{}', '', '') RETURNING seq"
-                ).fetchone()[0]
-                for verb, sql in probes:
-                    try:
-                        with self.conn.transaction():  # a savepoint: one refusal, not all
-                            self.conn.execute(sql, [probe] if "%s" in sql else None)
-                    except pg_errors.IntegrityConstraintViolation as e:
-                        if APPEND_ONLY_MESSAGE in str(e):
-                            continue
-                    problems.append(f"the database accepted {verb} on events")
-        except psycopg.Error as e:
-            problems.append(f"could not probe the guards: {one_line(e)}")
-        return problems
+        return probe_guards(self.conn, self._lock_sql)

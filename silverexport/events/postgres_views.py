@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from typing import Any
 
 import psycopg
@@ -22,7 +21,6 @@ from .postgres_log import PostgresEventLog
 from .types import RecordedEvent
 from .views import (
     ACTIVE,
-    CATCH_UP_CHUNK,
     CHECKPOINT_NAME,
     CHECKPOINT_TABLE,
     COLUMNS,
@@ -32,8 +30,8 @@ from .views import (
     JobsSql,
     State,
     _state_of,
-    fold,
-    is_job_event,
+    folded,
+    in_chunks,
 )
 
 _ROWID = "created_seq"
@@ -56,6 +54,16 @@ def _row(state: State) -> tuple:
     return tuple(row)
 
 
+@contextmanager
+def _translated(doing: str) -> Iterator[None]:
+    """A reader's psycopg error (the server gone, say) as our StorageError: a 503, not a 500.
+    The reader's owner sees it broken (`reader_ok`) and opens another."""
+    try:
+        yield
+    except psycopg.Error as e:
+        raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
+
+
 class PostgresViewTables:
     """The persisted projection on PostgreSQL; the same methods as views.ViewTables."""
 
@@ -72,11 +80,13 @@ class PostgresViewTables:
 
     @contextmanager
     def _reading(self, doing: str = "read the job views") -> Iterator[psycopg.Connection]:
-        """A transaction (a savepoint inside the caller's): a failed read rolls back alone."""
+        """A transaction (a savepoint inside the caller's): a failed read rolls back alone.
+        A connection lost with the server is made anew, as the log's own calls do."""
         try:
             with self.db.transaction():
                 yield self.db
         except psycopg.Error as e:
+            self.log.reconnect_if_broken()
             raise StorageError(f"could not {doing}: {' '.join(str(e).split())}") from e
 
     def _schema_current(self) -> bool:
@@ -163,7 +173,8 @@ class PostgresViewTables:
     @staticmethod
     def read_state(db: psycopg.Connection, job_id: str) -> State | None:
         """One job's persisted state, through any connection to the log's database."""
-        return PostgresViewTables._load_many(db, [job_id]).get(job_id)
+        with _translated("read the job views"):
+            return PostgresViewTables._load_many(db, [job_id]).get(job_id)
 
     @staticmethod
     def status_counts(db: psycopg.Connection) -> dict[str, int]:
@@ -190,7 +201,8 @@ class PostgresViewTables:
             f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j WHERE j.status = 'queued' "
             "AND j.created_seq < (SELECT seq FROM events WHERE stream_id = %s AND version = 1)"
         )
-        return db.execute(sql, [job_id]).fetchone()[0]
+        with _translated("read the job views"):
+            return db.execute(sql, [job_id]).fetchone()[0]
 
     @staticmethod
     def newest_states(
@@ -201,17 +213,9 @@ class PostgresViewTables:
         limit: int,
     ) -> list[State]:
         """Up to `limit` jobs newest first with the column values in `equal`: a list page."""
-        unknown = set(equal) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"not columns of the jobs view: {sorted(unknown)}")
-        where = [f'j."{c}" = %s' for c in equal]
-        params = list(equal.values())
-        if before_seq is not None:
-            where.append("j.created_seq < %s")
-            params.append(before_seq)
-        sql = _SELECT + "".join(f" AND {w}" for w in where)
-        sql += " ORDER BY j.created_seq DESC LIMIT %s"
-        return [_state_of(row) for row in db.execute(sql, [*params, limit])]
+        sql, params = _SQL.page(equal, before_seq, limit)
+        with _translated("list the jobs"):
+            return [_state_of(row) for row in db.execute(sql, params)]
 
     @staticmethod
     def _load_many(db: psycopg.Connection, job_ids: list[str]) -> dict[str, State]:
@@ -238,28 +242,15 @@ class PostgresViewTables:
         return row[0] if row else 0
 
     def _apply_all(self, db: psycopg.Connection, records: Iterable[RecordedEvent]) -> int:
-        """Apply a stream of events in chunks, so that catching up on a long log stays small."""
-        records = iter(records)
-        count = 0
-        while chunk := list(islice(records, CATCH_UP_CHUNK)):
-            self._apply(db, chunk)
-            count += len(chunk)
-        return count
+        return in_chunks(lambda chunk: self._apply(db, chunk), records)
 
     def _apply(self, db: psycopg.Connection, records: list[RecordedEvent]) -> None:
-        last_seq = records[-1].seq if records else None
-        # Other streams (webhooks, deliveries) are not jobs.
-        records = [rec for rec in records if is_job_event(rec.event.type)]
         if not records:
-            if last_seq is not None:
-                db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
             return
-        touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
-        for rec in records:
-            touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
-        with db.cursor() as cur:
-            cur.executemany(_UPSERT, [_row(s) for s in touched.values()])
-        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, last_seq])
+        if states := folded(records, lambda ids: self._load_many(db, ids)):
+            with db.cursor() as cur:
+                cur.executemany(_UPSERT, [_row(s) for s in states])
+        db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, records[-1].seq])
 
     def catch_up(self, read: Callable[[int], Iterable[RecordedEvent]]) -> int:
         """Apply whatever the log holds after the checkpoint; return how many events."""

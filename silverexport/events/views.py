@@ -87,11 +87,40 @@ _FIXED = frozenset({"job_id", "tenant", "dataset", "created_seq"})
 _JOINED = ", ".join(f'j."{c}"' for c in COLUMNS)
 
 
+def folded(
+    records: list[RecordedEvent], load_many: Callable[[list[str]], dict[str, State]]
+) -> list[State]:
+    """The states a batch of events leaves its jobs in, folded onto what the views hold
+    (`load_many`); events of other streams (webhooks, deliveries) are not jobs. Both backends'
+    views apply a batch with this, so they cannot fold differently."""
+    jobs = [rec for rec in records if is_job_event(rec.event.type)]
+    if not jobs:
+        return []
+    touched = load_many(list({rec.stream_id: None for rec in jobs}))
+    for rec in jobs:
+        touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
+    return list(touched.values())
+
+
+def in_chunks(
+    apply: Callable[[list[RecordedEvent]], None], records: Iterable[RecordedEvent]
+) -> int:
+    """Apply a stream of events in chunks, so that catching up on a long log stays small;
+    returns how many events."""
+    records = iter(records)
+    count = 0
+    while chunk := list(islice(records, CATCH_UP_CHUNK)):
+        apply(chunk)
+        count += len(chunk)
+    return count
+
+
 class JobsSql:
     """The views' statements in one backend's SQL: they differ only in the placeholder, the
     integer type and how the request's stored text is read back."""
 
     def __init__(self, *, placeholder: str, integer: str, data: str):
+        self.placeholder = placeholder
         sql_types = {str: "TEXT", int: integer}
         self.create_jobs = (
             f"CREATE TABLE IF NOT EXISTS {JOBS_TABLE} ("
@@ -118,6 +147,22 @@ class JobsSql:
             f"FROM {JOBS_TABLE} AS j JOIN events AS e ON e.seq = j.created_seq "
             f"AND e.stream_id = j.job_id AND e.version = 1 AND e.type = '{JobRequested.type}'"
         )
+
+    def page(
+        self, equal: dict[str, Any], before_seq: int | None, limit: int
+    ) -> tuple[str, list[Any]]:
+        """The query (and its parameters) of `newest_states`; ValueError on a non-column."""
+        unknown = set(equal) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"not columns of the jobs view: {sorted(unknown)}")
+        mark = self.placeholder
+        where = [f'j."{c}" = {mark}' for c in equal]
+        params = list(equal.values())
+        if before_seq is not None:
+            where.append(f"j.created_seq < {mark}")
+            params.append(before_seq)
+        sql = self.select + "".join(f" AND {w}" for w in where)
+        return f"{sql} ORDER BY j.created_seq DESC LIMIT {mark}", [*params, limit]
 
 
 _SQL = JobsSql(placeholder="?", integer="INTEGER", data="e.data")
@@ -151,17 +196,8 @@ def newest_states(
 ) -> list[State]:
     """Up to `limit` jobs newest first whose stored columns have the values in `equal`, created
     before `before_seq` if given: one page of a job list."""
-    unknown = set(equal) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"not columns of the jobs view: {sorted(unknown)}")
-    where = [f'j."{c}" = ?' for c in equal]
-    params = list(equal.values())
-    if before_seq is not None:
-        where.append("j.created_seq < ?")
-        params.append(before_seq)
-    sql = _SELECT + "".join(f" AND {w}" for w in where)
-    sql += " ORDER BY j.created_seq DESC LIMIT ?"
-    return [_state_of(row) for row in db.execute(sql, [*params, limit])]
+    sql, params = _SQL.page(equal, before_seq, limit)
+    return [_state_of(row) for row in db.execute(sql, params)]
 
 
 class ViewTables:
@@ -292,27 +328,14 @@ class ViewTables:
         self._apply(db, recorded)
 
     def _apply_all(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> int:
-        """Apply a stream of events in chunks, so that catching up on a long log stays small."""
-        records = iter(records)
-        count = 0
-        while chunk := list(islice(records, CATCH_UP_CHUNK)):
-            self._apply(db, chunk)
-            count += len(chunk)
-        return count
+        return in_chunks(lambda chunk: self._apply(db, chunk), records)
 
     def _apply(self, db: sqlite_utils.Database, records: list[RecordedEvent]) -> None:
-        last_seq = records[-1].seq if records else None
-        # Other streams (webhooks, deliveries) are not jobs.
-        records = [rec for rec in records if is_job_event(rec.event.type)]
         if not records:
-            if last_seq is not None:
-                self._set_checkpoint(db, last_seq)
             return
-        touched = self._load_many(db, list({rec.stream_id: None for rec in records}))
-        for rec in records:
-            touched[rec.stream_id] = fold(touched.get(rec.stream_id), rec)
-        db.conn.executemany(_UPSERT, map(_row, touched.values()))
-        self._set_checkpoint(db, last_seq)
+        if states := folded(records, lambda ids: self._load_many(db, ids)):
+            db.conn.executemany(_UPSERT, map(_row, states))
+        self._set_checkpoint(db, records[-1].seq)
 
     @staticmethod
     def _set_checkpoint(db: sqlite_utils.Database, seq: int) -> None:

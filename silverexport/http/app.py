@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..system import ExportSystem
 from . import dashboard, jobs, webhooks
 from .auth import API_KEYS, ApiKeys, auth_middleware
-from .bridge import EXECUTORS, Executors, executors_ctx
+from .bridge import EXECUTORS, Executors, executors_ctx, run_blocking
 from .common import JSON, SYSTEM
-from .errors import error_middleware
+from .errors import RETRY_AFTER_SECONDS, error_middleware
 from .metrics import metrics_middleware, metrics_page
 from .openapi import openapi_document
 from .stream import stream_hub_ctx, stream_job
@@ -18,6 +20,9 @@ from .wallet import wallet_export
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 _HEALTHY = orjson.dumps({"status": "ok"})
+# A probe that has not answered by then counts as a backend out of reach: a load balancer
+# must hear "degraded" promptly, not wait as long as the bounded connect does.
+HEALTH_PROBE_SECONDS = 3.0
 
 
 def make_app(system: ExportSystem) -> web.Application:
@@ -66,7 +71,22 @@ def _add_routes(router: web.UrlDispatcher) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.Response(body=_HEALTHY, content_type=JSON)
+    """200 `{"status": "ok"}`, or 503 `{"status": "degraded", "down": {backend: why}}` while
+    a backend is out of reach (SPEC §8); the reasons never carry a password."""
+    system = request.app[SYSTEM]
+    try:
+        probe = run_blocking(request, system.backends_down)
+        down = await asyncio.wait_for(probe, HEALTH_PROBE_SECONDS)
+    except TimeoutError:
+        down = {"event_log": f"no answer within {HEALTH_PROBE_SECONDS:g} s"}
+    if not down:
+        return web.Response(body=_HEALTHY, content_type=JSON)
+    return web.Response(
+        status=503,
+        body=orjson.dumps({"status": "degraded", "down": down}),
+        content_type=JSON,
+        headers={hdrs.RETRY_AFTER: str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -48,6 +48,9 @@ _HTTP_ERRORS = {
     405: ("method_not_allowed", "this method is not allowed on this route"),
     413: ("payload_too_large", "the request body is too large"),
 }
+# A 503 is a backend out of reach for now (the event log's database stopped, a locked
+# file): clients are told when to try again, and a node recovers by itself meanwhile.
+RETRY_AFTER_SECONDS = 2
 # Headers of an aiohttp HTTPException that still mean something on our JSON response.
 _KEPT_HEADERS = (hdrs.ALLOW,)
 
@@ -109,6 +112,10 @@ def render(request: web.Request, error: Exception) -> web.Response:
         return error_response(429, error.code, str(error), headers)
     if isinstance(error, SilverExportError) and not isinstance(error, InternalError):
         status = status_of(error)
+        if status == 503:  # expected while a backend is away: one line, no traceback
+            log.warning("%s %s: %s", request.method, request.path, error)
+            headers = {hdrs.RETRY_AFTER: str(RETRY_AFTER_SECONDS)}
+            return error_response(status, error.code, str(error), headers)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, error, exc_info=error)
         return error_response(status, error.code, str(error))

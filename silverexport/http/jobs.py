@@ -9,9 +9,9 @@ import orjson
 from aiohttp import hdrs, web
 
 from ..errors import GoneError, ValidationError
+from ..job_pages import LIST_MAX
 from ..model import JobStatus, JobView
 from ..silver.catalog import get_dataset
-from ..system import LIST_MAX
 from ..timeutil import now_text, parse_canonical
 from ..validation import digest_of, request_from_body
 from .auth import TENANT

@@ -7,7 +7,8 @@ from typing import Any
 from ..webhooks import EVENT_NAMES
 from ..webhooks.service import MAX_WEBHOOKS_PER_TENANT
 from ..webhooks.targets import MAX_URL_LENGTH
-from .openapi import TIME, _errors, _json, _nullable, _ref
+from .openapi_blocks import TIME, json_response, nullable, ref
+from .openapi_statuses import error_responses
 
 WEBHOOK_ID = {"type": "string", "pattern": "^wh_[0-9a-f]{32}$"}
 _URL = {"type": "string", "minLength": 1, "maxLength": MAX_URL_LENGTH, "pattern": "^https?://"}
@@ -41,7 +42,7 @@ def webhook_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["url"],
             "additionalProperties": False,
-            "properties": {"url": _URL, "events": _nullable(_EVENTS)},
+            "properties": {"url": _URL, "events": nullable(_EVENTS)},
             "description": "`events` defaults to all of them. The URL's host must not be, nor "
             "resolve to, a loopback, private, link-local, multicast, reserved or metadata "
             "address unless SILVEREXPORT_WEBHOOK_ALLOW_HOSTS allows it.",
@@ -65,7 +66,7 @@ def webhook_schemas() -> dict[str, Any]:
             "properties": {
                 "webhooks": {
                     "type": "array",
-                    "items": _ref("Webhook"),
+                    "items": ref("Webhook"),
                     "maxItems": MAX_WEBHOOKS_PER_TENANT,
                 }
             },
@@ -74,8 +75,8 @@ def webhook_schemas() -> dict[str, Any]:
 
 
 def webhook_paths() -> dict[str, Any]:
-    unknown = _errors(404)["404"] | {"description": "Unknown webhook (or another tenant's)"}
-    too_many = _errors(409)["409"] | {
+    unknown = error_responses(404)["404"] | {"description": "Unknown webhook (or another tenant's)"}
+    too_many = error_responses(409)["409"] | {
         "description": f"The tenant already has {MAX_WEBHOOKS_PER_TENANT} webhooks"
     }
     return {
@@ -85,13 +86,13 @@ def webhook_paths() -> dict[str, Any]:
                 "summary": "Register an endpoint told when the tenant's jobs finish",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("WebhookRequest")}},
+                    "content": {"application/json": {"schema": ref("WebhookRequest")}},
                 },
                 "responses": {
-                    "201": _json(
-                        "The webhook, with its secret (shown only now)", _ref("WebhookCreated")
+                    "201": json_response(
+                        "The webhook, with its secret (shown only now)", ref("WebhookCreated")
                     ),
-                    **_errors(400, 401, 413, 503),
+                    **error_responses(400, 401, 413, 503),
                     "409": too_many,
                 },
             },
@@ -99,8 +100,8 @@ def webhook_paths() -> dict[str, Any]:
                 "operationId": "listWebhooks",
                 "summary": "The tenant's webhooks (without secrets)",
                 "responses": {
-                    "200": _json("The webhooks, oldest first", _ref("WebhookList")),
-                    **_errors(400, 401, 503),
+                    "200": json_response("The webhooks, oldest first", ref("WebhookList")),
+                    **error_responses(400, 401, 503),
                 },
             },
         },
@@ -113,7 +114,7 @@ def webhook_paths() -> dict[str, Any]:
                 "summary": "Delete a webhook; deliveries still pending for it are given up",
                 "responses": {
                     "204": {"description": "Deleted"},
-                    **_errors(401, 503),
+                    **error_responses(401, 503),
                     "404": unknown,
                 },
             },

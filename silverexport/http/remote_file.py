@@ -56,6 +56,7 @@ async def remote_file_response(
         not_modified = since is not None and mtime <= since.timestamp()
     if not_modified:
         response.set_status(304)
+        del response.headers[hdrs.ACCEPT_RANGES]  # as FileResponse answers a 304
         await response.prepare(request)
         await response.write_eof()
         return response

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import hdrs, web
 
-from ..errors import ValidationError
+from ..errors import StorageError, ValidationError
 from ..events.types import JobCancelled, JobCompleted, JobExpired, JobFailed, RecordedEvent
 from .auth import TENANT
 from .bridge import EXECUTORS, run_blocking
@@ -106,7 +106,8 @@ class StreamHub:
         self.poll_seconds = poll_seconds
         self._subscribers: dict[str, set[Subscription]] = {}
         self._cursor: int | None = None  # None while idle: nothing is being watched
-        self._ready = asyncio.Event()  # set once the cursor is taken after a wake-up
+        self._tried = asyncio.Event()  # set after each try at taking the cursor
+        self.failing: str | None = None  # why the log is out of reach, while it is
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -121,7 +122,7 @@ class StreamHub:
     async def close(self, *_: Any) -> None:
         """End every open stream (on shutdown, so draining handlers does not wait on them)."""
         self.closed = True
-        self._ready.set()  # a subscriber waiting for the first poll returns, closed
+        self._tried.set()  # a subscriber waiting for the first poll returns, closed
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.close()
@@ -141,9 +142,15 @@ class StreamHub:
             sub.close()
             return sub
         self._subscribers.setdefault(job_id, set()).add(sub)
-        if self._cursor is None:
+        while self._cursor is None and not self.closed:
+            # The log out of reach: a new stream is refused (503) rather than left hanging;
+            # the streams already open wait, and resume from the hub's cursor.
+            if self.failing is not None:
+                self.unsubscribe(sub)
+                raise StorageError(f"the job's events cannot be read now: {self.failing}")
+            self._tried.clear()
             self._wake.set()
-            await self._ready.wait()
+            await self._tried.wait()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -157,19 +164,27 @@ class StreamHub:
         while not self.closed:
             if not self._subscribers:
                 self._cursor = None
-                self._ready.clear()
+                self.failing = None  # the next stream tries the log afresh
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             try:
                 if self._cursor is None:
-                    self._cursor = await self._run(self._last_seq)
-                    self._ready.set()
+                    try:
+                        self._cursor = await self._run(self._last_seq)
+                    finally:
+                        self._tried.set()
                 full = await self._poll()
+                if self.failing is not None:
+                    log.warning("stream hub: the event log answers again")
+                    self.failing = None
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a locked or unreachable log: streams wait, the hub retries
-                log.warning("stream hub: reading the event log failed", exc_info=True)
+            except Exception as e:  # a locked or unreachable log: streams wait, the hub retries
+                if self.failing is None:  # once per outage; a bug keeps its traceback
+                    trace = not isinstance(e, StorageError)
+                    log.warning("stream hub: reading the event log failed: %s", e, exc_info=trace)
+                self.failing = " ".join(str(e).split()) or type(e).__name__
                 full = False
             if not full:
                 await asyncio.sleep(self.poll_seconds)
@@ -256,6 +271,10 @@ async def _send(
             pending = await _next(request, sub, keepalive, response, last, system)
     except ConnectionError:  # the client went away mid-write
         return response
+    except StorageError as e:
+        # Rereading the log for a slow stream failed (its database out of reach): end the
+        # stream cleanly; the client reconnects with Last-Event-ID and misses nothing.
+        log.warning("stream of job %s ended: %s", sub.job_id, e)
     with contextlib.suppress(ConnectionError):
         await response.write_eof()
     return response

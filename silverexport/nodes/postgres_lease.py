@@ -32,7 +32,7 @@ import psycopg
 
 from ..errors import StorageError
 from ..events.postgres_conn import connect, one_line
-from ..events.postgres_log import SCHEMA_LOCK_KEY
+from ..events.postgres_schema import SCHEMA_LOCK_KEY
 from .port import NodeIdInUse
 
 log = logging.getLogger("silverexport.nodes")

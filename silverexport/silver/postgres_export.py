@@ -19,23 +19,15 @@ from typing import Any
 import psycopg
 
 from ..errors import StorageError, ValidationError
-from ..events.postgres_conn import scrub
+from ..events.postgres_conn import bounded_waits, scrub
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
+from .file_sink import GZIP_LEVEL, BackgroundWriter, HashingSink, open_copy
 from .postgres_rendering import line_sql
 from .rendering import header, quote_name
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
-from .writers import (
-    GZIP_LEVEL,
-    WALLET,
-    ExportResult,
-    Filters,
-    _BackgroundWriter,
-    _HashingSink,
-    _open_copy,
-    _pump,
-)
+from .writers import WALLET, ExportCancelled, ExportResult, Filters
 
 CURSOR = "silver_export"
 NO_FILTERS = Filters()  # frozen, so sharing it is safe
@@ -45,7 +37,7 @@ NO_FILTERS = Filters()  # frozen, so sharing it is safe
 def snapshot(url: str) -> Iterator[psycopg.Connection]:
     """A connection inside one REPEATABLE READ, READ ONLY transaction, closed after."""
     try:
-        conn = psycopg.connect(url, connect_timeout=10)
+        conn = psycopg.connect(url, **bounded_waits(url))  # a vanished server fails the export
     except psycopg.Error as e:
         raise StorageError(f"could not reach the Silver store: {scrub(str(e), url)}") from None
     try:
@@ -102,6 +94,34 @@ class Lines:
         return self.cursor.fetchone() is not None
 
 
+def pump(
+    lines: Lines,
+    writer: BackgroundWriter,
+    limit: int,
+    batch_size: int,
+    should_stop: Callable[[], bool],
+    on_progress: Callable[[int], None] | None,
+) -> tuple[int, bool]:
+    """Move batches of finished lines from the cursor to the writer; (rows written,
+    truncated). One cursor reads in order, so this is the plain loop: the SQLite side plans
+    keyset batches for several readers instead (writers.py)."""
+    rows = 0
+    while rows < limit:
+        n = min(batch_size, limit - rows)
+        data, count = lines.read(n)
+        if not count:
+            return rows, False
+        if should_stop():
+            raise ExportCancelled(f"export of {lines.name} cancelled after {rows} rows")
+        writer.put(data)
+        rows += count
+        if on_progress is not None:
+            on_progress(rows)
+        if count < n:
+            return rows, False
+    return rows, lines.more()  # `limit` rows written: truncated if another one matches
+
+
 def export_to_file(
     url: str,
     dataset: str,
@@ -133,16 +153,16 @@ def export_to_file(
         )
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
     try:
-        with snapshot(url) as conn, open_target(target) as raw, _open_copy(copy_to) as copy:
-            sink = _HashingSink(raw, copy)
+        with snapshot(url) as conn, open_target(target) as raw, open_copy(copy_to) as copy:
+            sink = HashingSink(raw, copy)
             out: Any = sink
             if gzipped:
                 out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-            writer = _BackgroundWriter(out)
+            writer = BackgroundWriter(out)
             try:
                 writer.put(header(ds, fmt))
                 lines = Lines(conn, ds, fmt, filters, limit)
-                rows, truncated = _pump(
+                rows, truncated = pump(
                     lines, writer, limit, max(1, batch_size), should_stop, on_progress
                 )
             finally:

@@ -18,6 +18,9 @@ Why these column types:
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from .catalog import Column, ColumnKind, Dataset
 from .postgres_rendering import escape_mask_sql
 from .rendering import ESCAPE_MASK, quote_name
@@ -61,6 +64,44 @@ def column_sql(c: Column) -> str:
     elif kind is ColumnKind.JSON_OBJECT:
         check = f" CHECK (json_typeof({x}::json) = 'object')"
     return f'{x} TEXT COLLATE "C"{null}{check}'
+
+
+def fingerprint(ds: Dataset) -> str:
+    """Kept as the mask column's comment: the DDL this version would run for `ds`. A table
+    that carries it needs nothing (so a node starting during a long ingest elsewhere waits on
+    no table lock); one made by another version is brought up to date, its mask recomputed
+    (its expression may have changed, and a stale mask would render rows wrongly)."""
+    text = "\n".join([ASSIGN_ID, *schema_sql(ds)])
+    return "silverexport schema " + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stored_fingerprint(conn: Any, ds: Dataset) -> str | None:
+    """The mask column's comment; None when the table (or its mask) is missing."""
+    found = conn.execute(
+        "SELECT col_description(c.attrelid, c.attnum) FROM pg_attribute c "
+        "WHERE c.attrelid = to_regclass(%s) AND c.attname = %s",
+        [quote_name(ds.name), ESCAPE_MASK],
+    ).fetchone()
+    return None if found is None else found[0] or ""
+
+
+def create_or_upgrade(conn: Any, ds: Dataset) -> None:
+    """Create `ds`'s table, indexes and id trigger, or bring an older layout up to date.
+    Runs in the caller's transaction, so an upgrade happens whole or not at all."""
+    t = quote_name(ds.name)
+    found = stored_fingerprint(conn, ds)
+    if found == fingerprint(ds):
+        return
+    conn.execute(ASSIGN_ID)
+    if found is not None:
+        conn.execute(f"ALTER TABLE {t} DROP COLUMN {ESCAPE_MASK}")
+        conn.execute(
+            f"ALTER TABLE {t} ADD COLUMN {ESCAPE_MASK} BIGINT "
+            f"GENERATED ALWAYS AS ({escape_mask_sql(ds)}) STORED"
+        )
+    for stmt in schema_sql(ds):
+        conn.execute(stmt)
+    conn.execute(f"COMMENT ON COLUMN {t}.{ESCAPE_MASK} IS {_lit(fingerprint(ds))}")
 
 
 def schema_sql(ds: Dataset) -> list[str]:

@@ -21,7 +21,7 @@ from ..config import redact_url
 from ..errors import StorageError, ValidationError
 from ..events.postgres_conn import connect, one_line
 from .catalog import DATASETS, ColumnKind, Dataset, get_dataset
-from .postgres_schema import ASSIGN_ID, SCHEMA_LOCK, schema_sql
+from .postgres_schema import SCHEMA_LOCK, create_or_upgrade, fingerprint, stored_fingerprint
 from .rendering import quote_name
 from .store import INT64, RowChecker, parse_json_lines
 
@@ -39,12 +39,16 @@ class PostgresSilverStore:
         self.conn = connect(url, SETTING)
         self._lock = threading.Lock()
         try:
-            with self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SCHEMA_LOCK])
-                self.conn.execute(ASSIGN_ID)
-                for ds in DATASETS.values():
-                    for stmt in schema_sql(ds):
-                        self.conn.execute(stmt)
+            stale = [
+                ds
+                for ds in DATASETS.values()
+                if stored_fingerprint(self.conn, ds) != fingerprint(ds)
+            ]
+            if stale:  # else no DDL, so no table lock to wait for
+                with self.conn.transaction():
+                    self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SCHEMA_LOCK])
+                    for ds in stale:
+                        create_or_upgrade(self.conn, ds)
         except psycopg.Error as e:
             self.conn.close()
             why = self._why(e)
@@ -58,6 +62,14 @@ class PostgresSilverStore:
         from ..events.postgres_conn import scrub
 
         return scrub(str(error), self.url)
+
+    def _live(self) -> psycopg.Connection:
+        """The write connection, made again if the database dropped it (a restart, a network
+        cut): a long-running node must not need a restart to ingest again. Under the lock."""
+        if self.conn.broken or self.conn.closed:
+            self.conn.close()
+            self.conn = connect(self.url, SETTING)
+        return self.conn
 
     def close(self) -> None:
         self.conn.close()
@@ -92,7 +104,7 @@ class PostgresSilverStore:
         numbered = iter(numbered)
         rows = 0
         try:
-            with self._lock, self.conn.transaction():
+            with self._lock, self._live().transaction():
                 t = quote_name(ds.name)
                 # Other writers wait for the batch, as they do on SQLite: so the ids we assign
                 # are the ones SQLite would, and nobody takes one meanwhile.

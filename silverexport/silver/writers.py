@@ -9,15 +9,11 @@ rules of SPEC §3 give, checked with Python's `csv` and `json` modules.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import logging
 import os
-import queue
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +22,14 @@ from .. import sqlite as sq
 from ..errors import SilverExportError, StorageError, ValidationError
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
+from .file_sink import GZIP_LEVEL, BackgroundWriter, HashingSink, open_copy
 from .port import SilverBackend
 from .rendering import header, line_sql, quote_name
+from .shared_snapshot import Readers, pin
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
 
-GZIP_LEVEL = 6
-SYNC_EVERY = 16 << 20  # bytes written between syncs (see _HashingSink)
-log = logging.getLogger(__name__)
+READERS = 2  # connections rendering batches at once, one a core (see shared_snapshot.py)
 WALLET = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
 
 
@@ -117,78 +113,6 @@ def key_sql(ds: Dataset, filters: Filters, after: bool) -> str:
     )
 
 
-# -- writing ---------------------------------------------------------------------------------
-
-
-class _HashingSink:
-    """A file-like target that counts and hashes the bytes that reach the disk, and syncs
-    them every SYNC_EVERY bytes: the disk then works while SQLite builds the next batches,
-    and the final fsync finds little left to do."""
-
-    def __init__(self, raw: Any, copy: Any = None):
-        self.raw, self.copy = raw, copy
-        self.sha = hashlib.sha256()
-        self.bytes = self.synced = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.bytes += len(data)
-        self.raw.write(data)
-        if self.copy is not None:
-            self._copy(data)
-        if self.bytes - self.synced >= SYNC_EVERY:
-            self.raw.sync()
-            self.synced = self.bytes
-        return len(data)
-
-    def _copy(self, data: bytes) -> None:
-        """The copy is a convenience: failing to write it drops it, never the export."""
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[self.copy.write(view) :]
-        except OSError as e:
-            log.warning("copy of the export dropped: %s", e.strerror or e)
-            self.copy = None
-
-    def flush(self) -> None:
-        pass  # the target's owner makes the file durable (commit, or open_target for a path)
-
-
-class _BackgroundWriter:
-    """Writes batches on a second thread, so that hashing, gzip and the disk overlap SQLite
-    building the next batch (all of them release the GIL). Two batches in flight at most,
-    so memory stays flat; a write error is raised at the next `put` or at `close`."""
-
-    def __init__(self, out: Any):
-        self.out = out
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="silver-export-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (data := self.queue.get()) is not None:
-            if self.error is None:  # after a failure, keep draining so `put` never blocks
-                try:
-                    self.out.write(data)
-                except BaseException as e:
-                    self.error = e
-
-    def put(self, data: bytes) -> None:
-        self._raise()
-        self.queue.put(data)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        self._raise()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
 def _open_store(store_path: str | Path) -> Any:
     try:
         return sq.connect(store_path, readonly=True)
@@ -256,19 +180,20 @@ def export_to_file(
             closing(db.conn),
             sq.snapshot(db),
             open_target(target) as raw,
-            _open_copy(copy_to) as copy,
+            open_copy(copy_to) as copy,
         ):
-            sink = _HashingSink(raw, copy)
+            sink = HashingSink(raw, copy)
             out: Any = sink
             if gzipped:
                 out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-            writer = _BackgroundWriter(out)
+            writer = BackgroundWriter(out)
             try:
                 writer.put(header(ds, fmt))
                 batches = _Batches(db.conn, ds, fmt, filters)
-                rows, truncated = _pump(
-                    batches, writer, limit, max(1, batch_size), should_stop, on_progress
-                )
+                with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
+                    rows, truncated = _pump(
+                        batches, r, writer, limit, max(1, batch_size), should_stop, on_progress
+                    )
             finally:
                 writer.close()
             if gzipped:
@@ -282,42 +207,45 @@ def export_to_file(
     return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated, copied)
 
 
-def _open_copy(copy_to: str | Path | None) -> Any:
-    """The unbuffered copy target, or None when there is none or it cannot be opened."""
-    if copy_to is None:
-        return nullcontext()
-    try:
-        return open(copy_to, "wb", buffering=0)
-    except OSError as e:
-        log.warning("no copy of the export to %s: %s", copy_to, e.strerror or e)
-        return nullcontext()
-
-
 class _Batches:
     """The matching rows in (time, id) order, read a batch at a time by key (keyset paging):
     each batch is one statement that starts after the last row of the one before, so every
-    batch costs the same however far into the export it is."""
+    batch costs the same however far into the export it is.
+
+    The batches are planned on the export's connection, from the time index alone (cheap),
+    ahead of rendering them, so that the readers can render several at once."""
 
     def __init__(self, conn: sqlite3.Connection, ds: Dataset, fmt: ExportFormat, f: Filters):
         self.conn, self.name = conn, ds.name
         self.params = _where(ds, f, after=False)[1]
         self.batch = [batch_sql(ds, fmt, f, after) for after in (False, True)]
         self.key = [key_sql(ds, f, after) for after in (False, True)]
-        self.after: dict[str, Any] = {}  # the last row's key once a batch has been read
+        self.after: dict[str, Any] = {}  # the last planned row's key once a batch is planned
 
-    def read(self, n: int) -> tuple[bytes, int]:
-        """The finished lines of the next `n` rows at most, and how many rows they are."""
-        sql = self.batch[bool(self.after)]
-        data, count = self.conn.execute(sql, {**self.params, **self.after, "n": n}).fetchone()
-        if count == n:  # more may follow: the next batch starts after this one's last row
-            key = self._key(n - 1)
-            if key is None:  # cannot happen within one snapshot; never restart from the top
-                raise StorageError("the rows changed while they were being exported")
-            self.after = key
+    def plan(self, limit: int, batch_size: int) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        """(SQL, parameters, full) of each batch up to `limit` rows; `full`: it has its
+        whole batch of rows, so another batch may follow."""
+        planned = 0
+        while planned < limit:
+            n = min(batch_size, limit - planned)
+            sql, params = self.batch[bool(self.after)], {**self.params, **self.after, "n": n}
+            last = self._key(n - 1)
+            yield sql, params, last is not None
+            if last is None:  # fewer than n rows left: this batch is the last
+                return
+            self.after, planned = last, planned + n
+
+    @staticmethod
+    def render(conn: sqlite3.Connection, batch: tuple[str, dict[str, Any], bool]) -> Any:
+        """The finished lines of one planned batch and how many rows they are."""
+        sql, params, full = batch
+        data, count = conn.execute(sql, params).fetchone()
+        if full and count != params["n"]:  # cannot happen within one snapshot
+            raise StorageError("the rows changed while they were being exported")
         return data or b"", count
 
     def more(self) -> bool:
-        """Whether any row follows the last one read."""
+        """Whether any row follows the last one planned."""
         return self._key(0) is not None
 
     def _key(self, skip: int) -> dict[str, Any] | None:
@@ -328,28 +256,26 @@ class _Batches:
 
 def _pump(
     batches: _Batches,
-    writer: _BackgroundWriter,
+    readers: Readers,
+    writer: BackgroundWriter,
     limit: int,
     batch_size: int,
     should_stop: Callable[[], bool],
     on_progress: Callable[[int], None] | None,
 ) -> tuple[int, bool]:
-    """Move batches of finished lines from SQLite to the writer; (rows written, truncated)."""
+    """Move batches of finished lines from the readers to the writer; (rows written,
+    truncated)."""
     rows = 0
-    while rows < limit:
-        n = min(batch_size, limit - rows)
-        data, count = batches.read(n)
+    for data, count in readers.results(batches.plan(limit, batch_size)):
         if not count:
-            return rows, False
+            break
         if should_stop():
             raise ExportCancelled(f"export of {batches.name} cancelled after {rows} rows")
         writer.put(data)
         rows += count
         if on_progress is not None:
             on_progress(rows)
-        if count < n:
-            return rows, False
-    return rows, batches.more()  # `limit` rows written: truncated if another one matches
+    return rows, rows == limit and batches.more()  # truncated if another row matches
 
 
 def wallet_sql(fmt: ExportFormat) -> str:

@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from ..config import Settings
-from ..errors import ValidationError
+from ..errors import StorageError, ValidationError
 from .connecting import CheckedResolver
 from .ledger import Claimed, DeliveryLedger, Outcome
 from .signing import signature_header
@@ -55,6 +55,7 @@ class Dispatcher:
         self.stopping: asyncio.Event | None = None
         self.wake: asyncio.Event | None = None
         self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.unreachable = False
 
     def start(self) -> None:
         self.thread.start()
@@ -113,9 +114,17 @@ class Dispatcher:
         try:
             busy = frozenset(self.inflight)
             claims, next_due = await self._in_db(self.ledger.step, free, busy)
+        except StorageError as e:  # the log out of reach: one line per outage, not per step
+            if not self.unreachable:
+                log.warning("webhook deliveries wait: the event log is out of reach: %s", e)
+            self.unreachable = True
+            return time.time() + self.interval
         except Exception:
             log.exception("webhook deliveries: could not read or append the log; will retry")
             return time.time() + self.interval
+        if self.unreachable:
+            log.warning("webhook deliveries resume: the event log answers again")
+            self.unreachable = False
         for claim in claims:
             did = claim.delivery.delivery_id
             task = asyncio.create_task(self._deliver(session, claim))

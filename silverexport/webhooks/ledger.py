@@ -217,12 +217,18 @@ class DeliveryLedger:
             if delivery is None or delivery.due != due or delivery.claimed_by is not None:
                 continue  # stale heap entry
             hook = self.webhooks.get(delivery.webhook_id)
-            if hook is None:
-                self._append(did, delivery.version, self._gave_up(delivery, "webhook deleted"))
-                continue
-            attempt = DeliveryAttempted(attempt=delivery.attempts + 1, owner=self.owner_id)
-            if self._append(did, delivery.version, attempt):
-                claimed.append(Claimed(self.pending[did], hook.url, hook.secret))
+            try:
+                if hook is None:
+                    self._append(did, delivery.version, self._gave_up(delivery, "webhook deleted"))
+                    continue
+                attempt = DeliveryAttempted(attempt=delivery.attempts + 1, owner=self.owner_id)
+                if self._append(did, delivery.version, attempt):
+                    claimed.append(Claimed(self.pending[did], hook.url, hook.secret))
+            except SilverExportError:
+                # Not recorded (the log out of reach): still due, so the next step, once the
+                # log answers, claims it; dropped from the heap it would never be sent.
+                heapq.heappush(self.due, (due, did))
+                raise
         next_due = 0.0 if more else self._next_due()
         return claimed, next_due
 

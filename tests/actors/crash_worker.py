@@ -1,6 +1,9 @@
 """A process that the crash tests SIGKILL: it submits jobs, then stalls mid-export.
 
-usage: crash_worker.py DATA_DIR submit|resume
+usage: crash_worker.py DATA_DIR submit|resume [STALL_ROWS]
+
+STALL_ROWS (default 1): the writer stalls at the first progress report with at least that many
+rows, so a test can let enough bytes out first (a multipart upload with parts in S3).
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ def stall() -> None:
     os._exit(3)
 
 
+STALL_ROWS = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+
+
 def stalling_writer(*args, on_progress=None, **kwargs):
     def progress(rows: int) -> None:
-        say(f"MIDWAY {rows}")
-        stall()
+        if rows >= STALL_ROWS:
+            say(f"MIDWAY {rows}")
+            stall()
 
     return export_to_file(*args, on_progress=progress, batch_size=10, **kwargs)
 

@@ -9,12 +9,9 @@ import pytest
 
 from silverexport import ExportRequest, JobStatus
 from silverexport.errors import ConflictError, NotFoundError, ValidationError
+from tests.stored import stored_bytes
 
 from .conftest import GatedWriter, transfer_rows, wait_until
-
-
-def sha256_of(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_full_lifecycle_produces_a_whole_file_and_its_history(open_system):
@@ -25,15 +22,15 @@ def test_full_lifecycle_produces_a_whole_file_and_its_history(open_system):
     done = system.wait(job.job_id, timeout=30)
     assert done.status is JobStatus.COMPLETED
     assert (done.rows, done.truncated, done.attempts) == (50, False, 1)
-    path = system.file_path(done)
-    assert path.name == f"{job.job_id}.csv"
-    assert done.bytes == path.stat().st_size
-    assert done.sha256 == sha256_of(path)
+    assert done.file_name == f"{job.job_id}.csv"
+    body = stored_bytes(system, done)
+    assert done.bytes == len(body)
+    assert done.sha256 == hashlib.sha256(body).hexdigest()
     assert done.expires_at is not None and done.finished_at is not None
     assert done.download_url == f"/v1/export/jobs/{job.job_id}/download"
     types = [e.type for e in system.events(job.job_id)]
     assert types[0] == "JobRequested" and types[1] == "JobStarted" and types[-1] == "JobCompleted"
-    assert not list(system.settings.exports_dir.glob("*.part"))
+    assert system.storage.list_partials() == []
 
 
 def test_limit_and_max_records_truncate(open_system):
@@ -102,7 +99,8 @@ def test_cancel_while_queued_and_while_running(open_system):
 
     assert system.cancel(running.job_id).status is JobStatus.CANCELLED
     wait_until(lambda: system.slots.usage().exports == 0, what="the slot to be freed")
-    assert not list(system.settings.exports_dir.iterdir()), "partial file left behind"
+    left = (system.storage.list(), system.storage.list_partials())
+    assert left == ([], []), "partial file left behind"
     with pytest.raises(ConflictError, match="cancelled"):
         system.cancel(running.job_id)
     assert writer.calls == 1, "a cancelled queued job must never start"

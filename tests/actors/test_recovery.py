@@ -25,6 +25,9 @@ from silverexport.timeutil import parse_canonical
 
 from .conftest import WAIT, transfer_rows, wait_until
 
+# Kills land mid-export by the export directory's `.part` files, and checks read it.
+pytestmark = pytest.mark.file_storage
+
 WORKER = Path(__file__).with_name("crash_worker.py")
 _STARTED: list[Worker] = []
 
@@ -58,10 +61,10 @@ def _kill_leftover_workers():
 class Worker:
     """A crash_worker subprocess whose stdout lines are read with deadlines."""
 
-    def __init__(self, data_dir: Path, mode: str, node_id: str | None = None):
+    def __init__(self, data_dir: Path, mode: str, *extra: str, node_id: str | None = None):
         env = {**os.environ, "SILVEREXPORT_NODE_ID": node_id} if node_id else None
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), str(data_dir), mode],
+            [sys.executable, str(WORKER), str(data_dir), mode, *extra],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -95,6 +98,7 @@ def seed(data_dir: Path, rows: int = 200) -> None:
         system.store.ingest("token_transfers", transfer_rows(rows))
 
 
+@pytest.mark.sqlite_silver  # its worker reads the Silver file of the data dir
 def test_sigkill_mid_export_loses_nothing_and_serves_only_whole_files(tmp_path):
     data_dir = tmp_path / "data"
     seed(data_dir)

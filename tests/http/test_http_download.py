@@ -8,6 +8,8 @@ import io
 
 import pytest
 
+from tests.stored import stored_bytes
+
 from .conftest import ALICE, Gate, create, error_of, wait_done
 
 
@@ -23,7 +25,7 @@ async def test_download_is_the_file_with_its_headers(client, system):
     resp = await client.get(view.download_url, headers=ALICE)
     assert resp.status == 200
     body = await resp.read()
-    assert body == system.file_path(view).read_bytes()
+    assert body == stored_bytes(system, view)
     assert resp.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert resp.headers["Content-Length"] == str(view.bytes) == str(len(body))
     assert resp.headers["ETag"] == f'"{view.sha256}"'
@@ -51,7 +53,7 @@ async def test_jsonl_and_gzip_content_types(client, system):
 
 async def test_range_requests_are_honoured(client, system):
     view = await completed(client, system)
-    whole = system.file_path(view).read_bytes()
+    whole = stored_bytes(system, view)
     resp = await client.get(view.download_url, headers={**ALICE, "Range": "bytes=10-19"})
     assert resp.status == 206
     assert await resp.read() == whole[10:20]
@@ -67,7 +69,7 @@ async def test_a_range_that_cannot_be_honoured_gets_the_whole_file(client, syste
     view = await completed(client, system)
     resp = await client.get(view.download_url, headers={**ALICE, "Range": header})
     assert resp.status == 200
-    assert await resp.read() == system.file_path(view).read_bytes()
+    assert await resp.read() == stored_bytes(system, view)
 
 
 async def test_etag_is_the_sha256_for_conditional_requests(client, system):
@@ -153,12 +155,12 @@ async def test_if_range_other_than_the_current_strong_etag_gets_the_whole_file(
     resp = await client.get(view.download_url, headers=headers)
     assert resp.status == 200
     assert "Content-Range" not in resp.headers
-    assert await resp.read() == system.file_path(view).read_bytes()
+    assert await resp.read() == stored_bytes(system, view)
 
 
 async def test_if_range_with_the_current_strong_etag_allows_the_range(client, system):
     view = await completed(client, system)
-    whole = system.file_path(view).read_bytes()
+    whole = stored_bytes(system, view)
     headers = {**ALICE, "Range": "bytes=10-19", "If-Range": f'"{view.sha256}"'}
     resp = await client.get(view.download_url, headers=headers)
     assert resp.status == 206
@@ -227,4 +229,4 @@ async def test_a_matching_if_match_sends_the_file(client, system, value):
         headers={**ALICE, "If-Match": value.format(sha=view.sha256), "Range": "bytes=0-1"},
     )
     assert resp.status == 206
-    assert await resp.read() == system.file_path(view).read_bytes()[:2]
+    assert await resp.read() == stored_bytes(system, view)[:2]

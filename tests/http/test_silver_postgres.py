@@ -18,6 +18,9 @@ from silverexport.silver.writers import export_to_file
 
 from .conftest import ALICE, WALLET, create, transfer_rows, wait_done, wallet_rows
 
+# Each test chooses its systems' Silver backends itself (one SQLite, one PostgreSQL).
+pytestmark = pytest.mark.sqlite_silver
+
 ROWS = 60
 BODIES = [
     {"dataset": "token_transfers", "format": "csv"},

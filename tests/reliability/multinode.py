@@ -3,10 +3,11 @@ multi-node crash suite and the 1-vs-N-node bench.
 
 Each node is a child process on 127.0.0.1 and a free port, with a data dir of its own (no local
 disk is shared, as on separate machines), started with the same event log (one PostgreSQL
-database), the same export store (`SILVEREXPORT_STORAGE_URL=file://<shared dir>`, standing for
-an NFS mount) and the same Silver rows: with `silver_url` one PostgreSQL Silver database that
-every node reads (`SILVEREXPORT_SILVER_URL`), else one silver.db copied byte for byte into
-every data dir. Nodes are started and waited for
+database), the same export store and the same Silver rows. By default the export store is
+`SILVEREXPORT_STORAGE_URL=file://<shared dir>` (standing for an NFS mount) and the Silver rows
+are one silver.db copied byte for byte into every data dir; `silver_url` (a PostgreSQL Silver
+store) and `storage_url` with `storage_env` (an `s3://` bucket, its endpoint and AWS_* keys)
+make a deployment with no shared directory at all. Nodes are started and waited for
 (`/healthz` answering 200), and SIGKILLed, SIGSTOPped or stopped by their pid; `close()`
 leaves no process behind.
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from silverexport.silver.postgres_store import PostgresSilverStore
+from silverexport.silver.port import SilverBackend
 from silverexport.silver.store import SilverStore
 from tests.actors.conftest import transfer_rows
 
@@ -89,27 +90,38 @@ class Cluster:
     batch_seconds: float = 0.1
     silver_url: str = ""  # a PostgreSQL Silver database shared by every node ("": silver.db)
     env: dict[str, str] = field(default_factory=dict)  # more settings for every node
+    storage_url: str = ""  # where export files go ("": a directory every node shares)
+    storage_env: dict[str, str] = field(default_factory=dict)  # S3 endpoint, AWS_* keys
     nodes: dict[str, Node] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.shared = self.root / "shared-exports"
-        self.shared.mkdir(exist_ok=True)
+        self.shared: Path | None = None
+        if not self.storage_url:
+            self.shared = self.root / "shared-exports"
+            self.shared.mkdir(exist_ok=True)
+        # The SQLite store of the same rows: every node's copy, or (with silver_url) the
+        # reference a test compares the PostgreSQL store's exports with; never shared.
         self.silver = self.root / "silver.db"
         self._started = 0
 
     # -- data -----------------------------------------------------------------------------
 
     def seed(self, rows: Iterable[dict] | None = None, dataset: str = "token_transfers") -> Path:
-        """Ingest rows (default: 2,000 token transfers) into the cluster's Silver store; every
-        node started afterwards gets a copy of it."""
-        store = (
-            PostgresSilverStore(self.silver_url) if self.silver_url else SilverStore(self.silver)
-        )
-        try:
-            store.ingest(dataset, transfer_rows(2000) if rows is None else rows)
-        finally:
-            store.close()
+        """Ingest rows (default: 2,000 token transfers) into the cluster's Silver store: the
+        PostgreSQL one every node reads (silver_url), or the silver.db every node started
+        afterwards gets a copy of. The SQLite file gets them either way."""
+        rows = list(transfer_rows(2000) if rows is None else rows)
+        stores: list[SilverBackend] = [SilverStore(self.silver)]
+        if self.silver_url:
+            from silverexport.silver.postgres_store import PostgresSilverStore
+
+            stores.append(PostgresSilverStore(self.silver_url))
+        for store in stores:
+            try:
+                store.ingest(dataset, rows)
+            finally:
+                store.close()
         return self.silver
 
     def _copy_silver(self, data_dir: Path) -> None:
@@ -128,12 +140,13 @@ class Cluster:
     def node_env(self, name: str, **extra: str) -> dict[str, str]:
         env = {
             "SILVEREXPORT_EVENT_LOG_URL": self.event_log_url,
-            "SILVEREXPORT_STORAGE_URL": self.shared.as_uri(),
+            "SILVEREXPORT_STORAGE_URL": self.storage_url or self.shared.as_uri(),
+            **({"SILVEREXPORT_SILVER_URL": self.silver_url} if self.silver_url else {}),
+            **self.storage_env,
             "SILVEREXPORT_NODE_ID": name,
             "SILVEREXPORT_LEASE_SECONDS": str(self.lease_seconds),
             "SILVEREXPORT_CATCH_UP_INTERVAL_SECONDS": str(self.catch_up_seconds),
             "SILVEREXPORT_PROGRESS_INTERVAL_SECONDS": "0.2",
-            **({"SILVEREXPORT_SILVER_URL": self.silver_url} if self.silver_url else {}),
             **self.env,
             **extra,
         }

@@ -29,6 +29,7 @@ from silverexport.events.audit import verify
 from silverexport.events.backends import open_event_log, open_views
 from silverexport.events.log import EventLog
 from tests.actors.conftest import transfer_rows
+from tests.stored import stored_bytes
 
 from .concurrent_writer_worker import BATCH, TARGETS, TIMEOUT, Side
 
@@ -115,7 +116,7 @@ def test_two_processes_append_to_one_log(tmp_path, request, capsys):
         for view in views.values():
             assert view.status in (JobStatus.COMPLETED, JobStatus.CANCELLED), view
             if view.status is JobStatus.COMPLETED:
-                data = system.file_path(view).read_bytes()
+                data = stored_bytes(system, view)
                 assert hashlib.sha256(data).hexdigest() == view.sha256
                 text = gzip.decompress(data) if view.compression else data
                 if view.format.value == "csv":
@@ -125,7 +126,7 @@ def test_two_processes_append_to_one_log(tmp_path, request, capsys):
                 # Ingest batches are all or nothing and each holds BATCH rows of one target:
                 # an export from one snapshot holds whole batches only.
                 assert view.rows == lines and view.rows % BATCH == 0, view
-        assert not list(system.settings.exports_dir.glob("*.part"))
+        assert system.storage.list_partials() == []
         mine_owner = system.owner.owner_id
     elapsed = time.monotonic() - started
 

@@ -45,6 +45,9 @@ from .crash_checks import (
 from .reliability_figures import record
 from .serve_process import ServeProcess, child_env, soak
 
+# The checks read the export directory (partials, leftovers) as the crash left it.
+pytestmark = pytest.mark.file_storage
+
 ROUNDS = 80 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "20"))
 BIG_ROWS = 90_000 if soak() else 40_000
 

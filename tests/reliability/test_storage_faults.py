@@ -25,6 +25,7 @@ import pytest
 
 from silverexport import ExportRequest, JobStatus
 from silverexport import sqlite as sq
+from silverexport.actors.messages import Tick
 from silverexport.errors import StorageError
 from silverexport.system import ExportSystem
 from tests.actors.conftest import WAIT, GatedWriter, transfer_rows, wait_until
@@ -41,6 +42,9 @@ from .storage_fault_tools import (
     tmpfs,
     unwritable,
 )
+
+# Faults of a real directory and filesystem: the store here is the export directory.
+pytestmark = pytest.mark.file_storage
 
 TRANSFERS = ExportRequest(dataset="token_transfers", format="csv")
 
@@ -276,7 +280,7 @@ def test_outcome_whose_append_fails_is_kept_and_recorded_later(open_system, monk
     past the busy timeout, and its retries on Tick fail too: the outcome is kept, the job is
     not taken for an orphan, and it completes on its first attempt once the lock is gone."""
     monkeypatch.setattr(sq, "BUSY_TIMEOUT_MS", 100)
-    caplog.set_level(logging.ERROR, logger="silverexport.actors.supervisor")
+    caplog.set_level(logging.WARNING, logger="silverexport.actors.supervisor")
     writer = GatedWriter()
     system = open_system(export_fn=writer, max_concurrent_exports=1, progress_interval_seconds=3600)
     system.store.ingest("token_transfers", transfer_rows(3))
@@ -288,13 +292,22 @@ def test_outcome_whose_append_fails_is_kept_and_recorded_later(open_system, monk
         final = system.settings.exports_dir / f"{job.job_id}.csv"
         wait_until(final.exists, what="the file to be published")
 
-        def failures() -> int:  # the Done, then retries on Tick, each logged by the supervisor
-            return sum(r.name == "silverexport.actors.supervisor" for r in caplog.records)
+        def pending() -> list:  # a fresh ask each time: a proxy's future keeps its first value
+            return system.supervisor.proxy().pending.get()
 
-        wait_until(lambda: failures() >= 3, what="three failed appends after the export")
+        wait_until(pending, what="the outcome kept after its append failed")
+        for _ in range(3):  # each Tick retries it, waits out the busy timeout, and keeps it
+            handled = threading.Event()
+            system.supervisor.tell(Tick(handled))
+            assert handled.wait(WAIT)
+            assert len(pending()) == 1
         # Every Tick now waits out the busy timeout; the timer must not queue more of them.
         assert system.supervisor.actor_inbox.qsize() <= 2
         assert system.status(job.job_id).status is JobStatus.RUNNING
+        # One line for the whole time the log refused, not one (nor a traceback) per retry.
+        said = [r.getMessage() for r in caplog.records if r.name.endswith("supervisor")]
+        assert sum("out of reach" in line for line in said) == 1, said
+        assert not any(r.exc_info for r in caplog.records), said
     finally:
         locker.execute("COMMIT")
         locker.close()

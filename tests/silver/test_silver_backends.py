@@ -274,3 +274,46 @@ def test_an_unreachable_database_is_one_line_without_the_password():
     message = str(e.value)
     assert message.startswith("SILVEREXPORT_SILVER_URL: ") and "\n" not in message
     assert "hunter2" not in message
+
+
+def test_a_postgres_mask_of_an_older_expression_is_recomputed_on_open(postgres_url, transfer):
+    """A table whose generated mask another (older) expression computes would render wrongly;
+    opening the store recomputes it, and the rows export exactly."""
+    with PostgresSilverStore(postgres_url) as pg:
+        pg.ingest("token_transfers", [transfer(id=1, token_symbol='a,b"c')])
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE token_transfers DROP COLUMN _escape_mask")
+        conn.execute(
+            "ALTER TABLE token_transfers ADD COLUMN _escape_mask BIGINT "
+            "GENERATED ALWAYS AS (0) STORED"  # "nothing to quote": wrong for this row
+        )
+    with PostgresSilverStore(postgres_url) as pg:
+        data = b"".join(pg.iter_wallet(transfer()["from_address"], "csv", max_records=5))
+        assert b',"a,b""c",' in data
+    with PostgresSilverStore(postgres_url) as pg:  # a second open changes nothing
+        assert pg.count("token_transfers") == 1
+
+
+def test_opening_an_up_to_date_store_waits_on_no_table_lock(postgres_url, transfer):
+    """A node that starts while another holds a table for a long ingest must not wait."""
+    with PostgresSilverStore(postgres_url):
+        pass
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("LOCK TABLE token_transfers IN ACCESS EXCLUSIVE MODE")
+        with PostgresSilverStore(postgres_url) as store:
+            assert store.location.endswith(postgres_url.rsplit("/", 1)[1])
+        holder.rollback()
+
+
+def test_postgres_ingest_reconnects_after_its_connection_is_dropped(postgres_url, transfer):
+    with PostgresSilverStore(postgres_url) as pg:
+        pg.ingest("token_transfers", [transfer()])
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageError, match="could not"):
+            pg.count("token_transfers")  # the dropped connection, found out
+        assert pg.ingest("token_transfers", [transfer()]) == 1
+        assert pg.count("token_transfers") == 2

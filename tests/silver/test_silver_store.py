@@ -298,3 +298,10 @@ def test_progress_reports_bytes_read(store, transfer):
     data = lines(*[transfer() for _ in range(25_000)])
     store.ingest_jsonl("token_transfers", data, progress=seen.append)
     assert seen[-1] == sum(map(len, data)) and seen == sorted(seen) and len(seen) == 3
+
+
+def test_each_adapter_is_the_port(store):
+    from silverexport.silver.port import SilverBackend
+
+    assert isinstance(store, SilverBackend)
+    assert store.counts() == dict.fromkeys(store.counts(), 0) and len(store.counts()) == 6

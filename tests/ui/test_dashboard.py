@@ -5,6 +5,7 @@ from __future__ import annotations
 from silverexport import ExportRequest, JobStatus
 from silverexport.silver.demo import generate
 from tests.http.conftest import transfer_rows
+from tests.stored import stored_bytes
 
 from .conftest import Hold, artefact_dir
 
@@ -117,7 +118,7 @@ def test_a_rows_click_shows_its_history_and_download_gets_the_file(served, dashb
     download = download_info.value
     assert download.suggested_filename == f"token_transfers-{first.job_id}.csv"
     view = system.status(first.job_id)
-    assert download.path().read_bytes() == system.file_path(view).read_bytes()
+    assert download.path().read_bytes() == stored_bytes(system, view)
     assert tab.foreign_requests() == []
 
 
