@@ -17,7 +17,8 @@ JobCompleted is in the log. Jobs/s and appends/s are read from the log itself: i
 between the first JobRequested and the last JobCompleted, by their recorded_at. Runs are taken
 in turns (1, 3, 1, 3 nodes ...), each mix's best counts. Meanwhile pg_locks is sampled every
 20 ms: the share of the time an append held the log's table lock, and how many waited for it,
-say whether the single ordered append is what bounds the run.
+say whether the single ordered append is what bounds the run; what the holder's server process
+was doing (waiting for the node's next statement, flushing the WAL, executing) says why.
 
 The commit rate is one-row INSERT transactions on a table of their own, on the same server,
 from 1 and from 4 connections at once: the ceiling under any ordered, durable append.
@@ -31,10 +32,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +93,7 @@ class Run:
     load: float  # 1-minute load average at the end
     lock_held: float  # share of samples in which an append held the log's table lock
     waiting: float  # appends waiting for it, on average over the samples
+    holder: dict[str, float]  # what the holder was doing, shares of the samples it held it
 
     @property
     def jobs_per_s(self) -> float:
@@ -152,36 +156,53 @@ def _at(text: str) -> float:
 
 
 class LockSampler(threading.Thread):
-    """Samples pg_locks every 20 ms: is the append lock (LOCK TABLE events IN EXCLUSIVE
-    MODE) held, and how many appends wait for it. Held nearly always, with appends queued
-    behind it, means the single ordered append is what bounds the run."""
+    """Samples pg_locks and pg_stat_activity every 20 ms: is the append lock (LOCK TABLE
+    events IN EXCLUSIVE MODE) held, how many appends wait for it, and what its holder is doing.
+    Held nearly always, with appends queued behind it, means the single ordered append bounds
+    the run; the holder's state says whether the database (executing, flushing the WAL) or the
+    node (the server waits for the client's next statement) makes it last."""
+
+    STATES = ("node's turn", "WAL flush", "executing", "other")
 
     def __init__(self, url: str):
         super().__init__(name="lock-sampler", daemon=True)
         self.url = url
         self.stop = threading.Event()
         self.samples = self.held = self.waiting = 0
+        self.holder: Counter[str] = Counter()
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.wait(0.02):
-                held, waiting = conn.execute(
-                    "SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted)"
-                    " FROM pg_locks WHERE mode = 'ExclusiveLock'"
-                    " AND relation = to_regclass('events')"
+                waiting, state, event = conn.execute(
+                    "SELECT count(*) FILTER (WHERE NOT l.granted),"
+                    " max(a.state) FILTER (WHERE l.granted),"
+                    " max(a.wait_event) FILTER (WHERE l.granted)"
+                    " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.mode = 'ExclusiveLock' AND l.relation = to_regclass('events')"
                 ).fetchone()
                 self.samples += 1
-                self.held += held > 0
                 self.waiting += waiting
+                if state is not None:
+                    self.held += 1
+                    self.holder[self._state(state, event)] += 1
 
-    def result(self) -> tuple[float, float]:
+    @staticmethod
+    def _state(state: str, event: str | None) -> str:
+        if state.startswith("idle in transaction"):
+            return "node's turn"
+        if event and event.startswith("WAL"):
+            return "WAL flush"
+        return "executing" if event is None else "other"
+
+    def result(self) -> tuple[float, float, dict[str, float]]:
         self.stop.set()
         self.join()
-        n = max(self.samples, 1)
-        return self.held / n, self.waiting / n
+        n, held = max(self.samples, 1), max(self.held, 1)
+        return self.held / n, self.waiting / n, {k: self.holder[k] / held for k in self.STATES}
 
 
-def measured(url: str, nodes: int, jobs: int, lock: tuple[float, float]) -> Run:
+def measured(url: str, nodes: int, jobs: int, lock: tuple) -> Run:
     with psycopg.connect(url, autocommit=True) as conn:
         first, last = conn.execute(
             "SELECT min(recorded_at) FILTER (WHERE type = 'JobRequested'),"
@@ -241,6 +262,10 @@ def commit_rate(url: str, connections: int, seconds: float = 2.0) -> float:
     return sum(counts) / (time.monotonic() - t0)
 
 
+def shares(holder: dict[str, float]) -> str:
+    return ", ".join(f"{state} {share:.0%}" for state, share in holder.items())
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
@@ -264,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     dbs = Databases(args.url)
     work = Path(tempfile.mkdtemp(prefix="silverexport-bench-nodes-"))
     silver = work / "silver.db"
-    fill(silver)
     best: dict[tuple[str, int], Run] = {}
     try:
+        fill(silver)
         print(dbs.describe())
         commits = {n: commit_rate(dbs.fresh(), n) for n in (1, 4)}
         for c, rate in commits.items():
@@ -283,11 +308,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"{r.waiting:.1f} waiting), jobs "
                         f"started by {r.owners} process(es), load {r.load:.2f}"
                     )
+                    print(f"    while held: {shares(r.holder)}")
                     key = (label, nodes)
                     if key not in best or r.jobs_per_s > best[key].jobs_per_s:
                         best[key] = r
     finally:
         dbs.close()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"best of {args.repeat}; {load()}")
     for label in mixes:
         one, many = best[(label, 1)], best[(label, args.nodes)]
@@ -298,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{one.lock_held:.0%} / {many.lock_held:.0%} of the time, "
             f"{one.hold_ms:.1f} / {many.hold_ms:.1f} ms an event"
         )
+        print(f"  while held, 1 node: {shares(one.holder)}; {args.nodes}: {shares(many.holder)}")
     return 0  # a benchmark reports; it does not fail the build
 
 

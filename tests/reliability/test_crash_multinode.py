@@ -52,6 +52,8 @@ LEASE_SECONDS = 2.0
 
 
 class NodeCrasher(CrashChecks):
+    """The three nodes, which of them live, and the rounds that kill one."""
+
     def __init__(self, tmp: Path, postgres_url: str):
         self.cluster = Cluster(tmp / "cluster", postgres_url, lease_seconds=LEASE_SECONDS)
         super().__init__(tmp, SEED, self.cluster.silver, self.cluster.shared)
@@ -61,7 +63,7 @@ class NodeCrasher(CrashChecks):
         self.by_node = dict.fromkeys(NAMES, 0)
         self.resent = 0
         self.replays = 0
-        self.failover_seconds: list[float] = []
+        self.settle_seconds: list[float] = []  # after each kill, until the survivors settled
         self.routing = random.Random(SEED + 2)  # which node the final checks submit to
         self.submitting = random.Random(SEED + 3)  # which node each round's client submits to
 
@@ -80,8 +82,7 @@ class NodeCrasher(CrashChecks):
         return self.url_of(self.submitting.choice(self.live))
 
     def start_all(self) -> None:
-        env = mode_env(None)
-        self.cluster.env.update(env)
+        self.cluster.env.update(mode_env(None))  # every node's, unless a restart says more
         self.cluster.start_all(NAMES)
         self.live = NAMES
 
@@ -122,7 +123,7 @@ class NodeCrasher(CrashChecks):
         self.verify(f"after kill {n} ({mode}, node {victim})")
         # The survivors alone: the dead node's jobs must move on without it.
         self.settle(parts=False)
-        self.failover_seconds.append(time.monotonic() - killed_at)
+        self.settle_seconds.append(time.monotonic() - killed_at)
         self.figures.rounds += 1
 
     def graceful_stop(self, name: str) -> None:
@@ -137,7 +138,7 @@ class NodeCrasher(CrashChecks):
         """`silverexport verify` on the PostgreSQL log, from a data dir of no node's."""
         empty = self.tmp / "verify-dir"
         empty.mkdir(exist_ok=True)
-        env = child_env(SILVEREXPORT_EVENT_LOG_URL=self.url)
+        env = env or child_env(SILVEREXPORT_EVENT_LOG_URL=self.url)
         super().verify(when, data_dir or empty, env)
 
     def final(self) -> None:
@@ -183,7 +184,7 @@ def test_sigkill_of_random_nodes_loses_and_corrupts_nothing(tmp_path, request, p
             kills_by_node=crasher.by_node,
             requests_resent_to_another_node=crasher.resent,
             answered_by_idempotency_key=crasher.replays,
-            slowest_settle_after_kill_s=round(max(crasher.failover_seconds, default=0), 1),
+            slowest_settle_after_kill_s=round(max(crasher.settle_seconds, default=0), 1),
         )
         record(request, "multi-node crash suite", figures, tmp_path)  # a failure's figures too
     f.assert_clean(ROUNDS)
