@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/eventlog_pg.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/nodes.py
+	$(BIN)/python bench/silver_pg.py
 
 soak: $(STAMP) $(SYSTEM)
 	SILVEREXPORT_SOAK=1 $(BIN)/python -m pytest -q tests/reliability

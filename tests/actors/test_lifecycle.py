@@ -9,6 +9,7 @@ import pytest
 
 from silverexport import ExportRequest, JobStatus
 from silverexport.errors import ConflictError, NotFoundError, ValidationError
+from silverexport.silver import writers
 from tests.stored import stored_bytes
 
 from .conftest import GatedWriter, transfer_rows, wait_until
@@ -161,10 +162,11 @@ def test_threads_stay_bounded_with_500_queued_jobs(open_system):
         system.submit(ExportRequest(dataset="token_transfers", format="csv"))
     assert writer.started.wait(10)
     # supervisor + timer + the webhook dispatcher and its database thread + at most two
-    # export actors, each with its file-writer thread (+ on PostgreSQL the node's lease
-    # heartbeat and its LISTEN thread)
+    # export actors, each with its file-writer thread and its render readers (+ on PostgreSQL
+    # the node's lease heartbeat and its LISTEN thread): a bound set by the slots, not the queue
     nodes = 2 if system.settings.event_log_url else 0
-    assert threading.active_count() - before <= 2 + 2 + 2 * 2 + nodes
+    per_export = 2 + writers.READERS
+    assert threading.active_count() - before <= 2 + 2 + 2 * per_export + nodes
     assert len(system.list(status="queued", limit=500)[0]) >= 498
     writer.gate.set()
 
