@@ -27,7 +27,7 @@ from .postgres_rendering import line_sql
 from .rendering import header, quote_name
 from .store import WALLET_COLUMNS, WALLET_DATASET
 from .target import Target, open_target
-from .writers import WALLET, ExportCancelled, ExportResult, Filters
+from .writers import WALLET, ExportResult, Filters, pump
 
 CURSOR = "silver_export"
 NO_FILTERS = Filters()  # frozen, so sharing it is safe
@@ -92,34 +92,6 @@ class Lines:
 
     def more(self) -> bool:
         return self.cursor.fetchone() is not None
-
-
-def pump(
-    lines: Lines,
-    writer: BackgroundWriter,
-    limit: int,
-    batch_size: int,
-    should_stop: Callable[[], bool],
-    on_progress: Callable[[int], None] | None,
-) -> tuple[int, bool]:
-    """Move batches of finished lines from the cursor to the writer; (rows written,
-    truncated). One cursor reads in order, so this is the plain loop: the SQLite side plans
-    keyset batches for several readers instead (writers.py)."""
-    rows = 0
-    while rows < limit:
-        n = min(batch_size, limit - rows)
-        data, count = lines.read(n)
-        if not count:
-            return rows, False
-        if should_stop():
-            raise ExportCancelled(f"export of {lines.name} cancelled after {rows} rows")
-        writer.put(data)
-        rows += count
-        if on_progress is not None:
-            on_progress(rows)
-        if count < n:
-            return rows, False
-    return rows, lines.more()  # `limit` rows written: truncated if another one matches
 
 
 def export_to_file(

@@ -192,7 +192,7 @@ def export_to_file(
                 batches, size = _Batches(db.conn, ds, fmt, filters), max(1, batch_size)
                 with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
                     rendered = _Rendered(batches, r, limit, size)
-                    rows, truncated = _pump(rendered, writer, limit, size, should_stop, on_progress)
+                    rows, truncated = pump(rendered, writer, limit, size, should_stop, on_progress)
             finally:
                 writer.close()
             if gzipped:
@@ -256,18 +256,18 @@ class _Batches:
 
 
 class _Rendered:
-    """The planned batches as the readers render them, in order: what `_pump` reads."""
+    """The planned batches as the readers render them, in order: what `pump` reads."""
 
     def __init__(self, batches: _Batches, readers: Readers, limit: int, batch_size: int):
         self.name, self.more = batches.name, batches.more
         self.results = readers.results(batches.plan(limit, batch_size))
 
     def read(self, n: int) -> tuple[bytes, int]:
-        """The next batch, which `_pump` asks for with the `n` it was planned with."""
+        """The next batch, which `pump` asks for with the `n` it was planned with."""
         return next(self.results, (b"", 0))
 
 
-def _pump(
+def pump(
     batches: Any,
     writer: BackgroundWriter,
     limit: int,
@@ -275,7 +275,11 @@ def _pump(
     should_stop: Callable[[], bool],
     on_progress: Callable[[int], None] | None,
 ) -> tuple[int, bool]:
-    """Move batches of finished lines from SQLite to the writer; (rows written, truncated)."""
+    """Move batches of finished lines to the writer; (rows written, truncated).
+
+    `batches` has `name`, `read(n)` -> (bytes, rows) and `more()`: the SQLite readers' planned
+    batches (`_Rendered`) or the PostgreSQL export's cursor. Cancellation, progress and the
+    look past the limit are the same for both backends, so they live here once."""
     rows = 0
     while rows < limit:
         n = min(batch_size, limit - rows)
