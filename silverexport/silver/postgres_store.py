@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -23,14 +23,14 @@ from ..events.postgres_conn import connect, one_line
 from .catalog import DATASETS, ColumnKind, Dataset, get_dataset
 from .postgres_schema import SCHEMA_LOCK, create_or_upgrade, fingerprint, stored_fingerprint
 from .rendering import quote_name
-from .store import INT64, RowChecker, parse_json_lines
+from .store import INT64, IngestEntryPoints, RowChecker
 
 SETTING = "SILVEREXPORT_SILVER_URL"
 COPY_CHUNK = 10_000  # rows per COPY statement: what a rejected row's line is found among
 _COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
 
 
-class PostgresSilverStore:
+class PostgresSilverStore(IngestEntryPoints):
     """The Silver tables in one PostgreSQL database. Writes go through one connection, one
     batch at a time; each export opens its own connection and snapshot (postgres_export.py)."""
 
@@ -74,27 +74,7 @@ class PostgresSilverStore:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> PostgresSilverStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- ingest ------------------------------------------------------------------------------
-
-    def ingest(self, dataset: str, rows: Iterable[dict[str, Any]], *, first_line: int = 1) -> int:
-        """Validate and insert `rows` in one transaction: all of them, or none."""
-        return self._ingest(dataset, enumerate(rows, first_line))
-
-    def ingest_jsonl(
-        self,
-        dataset: str,
-        lines: Iterable[bytes | str],
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        """Ingest JSON Lines (blank lines skipped); `progress` gets the bytes read so far."""
-        return self._ingest(dataset, parse_json_lines(lines, progress))
 
     def _ingest(self, dataset: str, numbered: Iterable[tuple[int, Any]]) -> int:
         ds = get_dataset(dataset)

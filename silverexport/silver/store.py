@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .. import sqlite as sq
 from ..errors import StorageError, ValidationError
@@ -290,26 +290,17 @@ def parse_json_lines(
         progress(consumed)
 
 
-class SilverStore:
-    """The Silver database under the data dir. Writes are serialised; exports open their own
-    read-only connections (see writers.py), so they never wait on this object's lock."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.db = sq.connect(self.path)
-        self._lock = threading.Lock()
-        with sq.immediate(self.db):
-            for ds in DATASETS.values():
-                create_or_upgrade(self.db, ds)
-
-    @property
-    def location(self) -> str:
-        return str(self.path)
+class IngestEntryPoints:
+    """What both Silver adapters offer on top of their own `_ingest(dataset, numbered rows)`:
+    the row and JSON Lines entry points and the context manager, written once."""
 
     def close(self) -> None:
-        self.db.close()
+        raise NotImplementedError
 
-    def __enter__(self) -> SilverStore:
+    def _ingest(self, dataset: str, numbered: Iterable[tuple[int, Any]]) -> int:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -328,6 +319,26 @@ class SilverStore:
     ) -> int:
         """Ingest JSON Lines (blank lines skipped); `progress` gets the bytes read so far."""
         return self._ingest(dataset, parse_json_lines(lines, progress))
+
+
+class SilverStore(IngestEntryPoints):
+    """The Silver database under the data dir. Writes are serialised; exports open their own
+    read-only connections (see writers.py), so they never wait on this object's lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sq.connect(self.path)
+        self._lock = threading.Lock()
+        with sq.immediate(self.db):
+            for ds in DATASETS.values():
+                create_or_upgrade(self.db, ds)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def close(self) -> None:
+        self.db.close()
 
     def _ingest(self, dataset: str, numbered: Iterable[tuple[int, Any]]) -> int:
         ds = get_dataset(dataset)
