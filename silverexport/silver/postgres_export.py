@@ -10,7 +10,6 @@ cancellation, truncation) is writers.py's, shared with the SQLite store.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,12 +21,12 @@ from ..errors import StorageError, ValidationError
 from ..events.postgres_conn import bounded_waits, scrub
 from ..model import Compression, ExportFormat
 from .catalog import Dataset, get_dataset
-from .file_sink import GZIP_LEVEL, BackgroundWriter, HashingSink, open_copy
+from .file_sink import BackgroundWriter
 from .postgres_rendering import line_sql
 from .rendering import header, quote_name
 from .store import WALLET_COLUMNS, WALLET_DATASET
-from .target import Target, open_target
-from .writers import WALLET, ExportResult, Filters, pump
+from .target import Target
+from .writers import WALLET, ExportResult, Filters, pump, write_export
 
 CURSOR = "silver_export"
 NO_FILTERS = Filters()  # frozen, so sharing it is safe
@@ -124,27 +123,13 @@ def export_to_file(
             batch_size=batch_size,
         )
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
-    try:
-        with snapshot(url) as conn, open_target(target) as raw, open_copy(copy_to) as copy:
-            sink = HashingSink(raw, copy)
-            out: Any = sink
-            if gzipped:
-                out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-            writer = BackgroundWriter(out)
-            try:
-                writer.put(header(ds, fmt))
-                lines = Lines(conn, ds, fmt, filters, limit)
-                rows, truncated = pump(
-                    lines, writer, limit, max(1, batch_size), should_stop, on_progress
-                )
-            finally:
-                writer.close()
-            if gzipped:
-                out.close()  # writes the gzip trailer into the sink
-    except OSError as e:
-        raise StorageError(f"could not write the export file: {e.strerror or e}") from e
-    copied = copy_to is not None and sink.copy is not None
-    return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated, copied)
+    with snapshot(url) as conn:
+
+        def fill(writer: BackgroundWriter) -> tuple[int, bool]:
+            lines = Lines(conn, ds, fmt, filters, limit)
+            return pump(lines, writer, limit, max(1, batch_size), should_stop, on_progress)
+
+        return write_export(target, copy_to, gzipped, header(ds, fmt), fill)
 
 
 def wallet_sql(fmt: ExportFormat) -> str:

@@ -175,24 +175,40 @@ def export_to_file(
         )
     gzipped = bool(compression) and Compression(compression) is Compression.GZIP
     db = _open_store(store_path)
+
+    def fill(writer: BackgroundWriter) -> tuple[int, bool]:
+        batches, size = _Batches(db.conn, ds, fmt, filters), max(1, batch_size)
+        with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
+            rendered = _Rendered(batches, r, limit, size)
+            return pump(rendered, writer, limit, size, should_stop, on_progress)
+
     try:
-        with (
-            closing(db.conn),
-            sq.snapshot(db),
-            open_target(target) as raw,
-            open_copy(copy_to) as copy,
-        ):
+        with closing(db.conn), sq.snapshot(db):
+            return write_export(target, copy_to, gzipped, header(ds, fmt), fill)
+    except sqlite3.Error as e:
+        raise StorageError(f"could not read the Silver store: {e}") from e
+
+
+def write_export(
+    target: Target,
+    copy_to: str | Path | None,
+    gzipped: bool,
+    head: bytes,
+    fill: Callable[[BackgroundWriter], tuple[int, bool]],
+) -> ExportResult:
+    """The file side of a CSV or JSONL export, the same for every Silver backend: `head`, then
+    what `fill` puts (returning rows and truncated), through gzip if asked, hashed, teed to
+    `copy_to`, on the writer thread. The caller holds its store's snapshot around it."""
+    try:
+        with open_target(target) as raw, open_copy(copy_to) as copy:
             sink = HashingSink(raw, copy)
             out: Any = sink
             if gzipped:
                 out = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
             writer = BackgroundWriter(out)
             try:
-                writer.put(header(ds, fmt))
-                batches, size = _Batches(db.conn, ds, fmt, filters), max(1, batch_size)
-                with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
-                    rendered = _Rendered(batches, r, limit, size)
-                    rows, truncated = pump(rendered, writer, limit, size, should_stop, on_progress)
+                writer.put(head)
+                rows, truncated = fill(writer)
             finally:
                 writer.close()
             if gzipped:
@@ -200,8 +216,6 @@ def export_to_file(
     except OSError as e:
         # The message reaches clients in the job document: no server paths in it.
         raise StorageError(f"could not write the export file: {e.strerror or e}") from e
-    except sqlite3.Error as e:
-        raise StorageError(f"could not read the Silver store: {e}") from e
     copied = copy_to is not None and sink.copy is not None
     return ExportResult(rows, sink.bytes, sink.sha.hexdigest(), truncated, copied)
 
