@@ -7,6 +7,7 @@ import sys
 from importlib import import_module
 
 from .errors import SilverExportError
+from .sqlite_tuning import stop_counting_memory
 
 # Which module registers each command. A command line naming one of them imports only that
 # module: `export` then starts without aiohttp, and `serve` without the audit tools.
@@ -53,5 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def run() -> int:
+    """The `silverexport` program: a process of its own, so SQLite is set up for it first."""
+    stop_counting_memory()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
