@@ -39,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from silverexport.events.log import Append, EventLog  # noqa: E402
+from silverexport.events.log import Append  # noqa: E402
+from silverexport.events.sqlite_log import SqliteEventLog  # noqa: E402
 from silverexport.events.types import JobCompleted, JobRequested, JobStarted  # noqa: E402
 from silverexport.events.views import ViewTables  # noqa: E402
 from silverexport.model import ExportRequest  # noqa: E402
@@ -95,7 +96,7 @@ def build(jobs: int) -> Path:
     digest = check_request(
         ExportRequest(dataset="token_transfers", format="csv", target_id="t1"), max_records=100_000
     ).digest
-    log = EventLog(data_dir / "events.db")
+    log = SqliteEventLog(data_dir / "events.db")
     log.projector = ViewTables(log.db)
     started = time.perf_counter()
     total = jobs + QUEUED

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
 from .events.views import to_view
 from .job_pages import query_jobs
+from .job_view_cache import RECENT_VIEWS, JobViewCache
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .nodes import Wakeup, open_liveness, open_wakeup
@@ -43,7 +43,6 @@ from .validation import check_request
 from .webhooks import Resolver, WebhookService
 
 ASK_TIMEOUT = 60.0
-RECENT_VIEWS = 1024  # finished jobs' views kept in memory; older ones come from the views
 
 quiet_client_errors()  # a client's 4xx is not worth a pykka traceback in the log
 
@@ -63,9 +62,7 @@ class ExportSystem:
     ):
         self.settings = settings
         self._closed = False
-        self._views: dict[str, JobView] = {}  # queued and running jobs, as last read
-        self._recent: OrderedDict[str, JobView] = OrderedDict()  # a few finished ones
-        self._changed = threading.Condition()
+        self.views = JobViewCache(RECENT_VIEWS)
         self._readers: ThreadReaders | None = None
         self._metrics_lock = threading.Lock()
         self.queue = FairQueue()
@@ -250,23 +247,11 @@ class ExportSystem:
 
     def _appended(self, records: list[RecordedEvent], seconds: float) -> None:
         if self._metrics is not None:
-            self._metrics.observe_append(records, seconds, self._views.get)
+            self._metrics.observe_append(records, seconds, self.views.active.get)
 
     def _publish(self, view: JobView) -> None:
-        """The supervisor's news of a job. Active jobs are all kept; finished ones only as a
-        small cache of the most recent (the views answer for the rest)."""
-        with self._changed:
-            job_id = view.job_id
-            if view.status.terminal:
-                self._views.pop(job_id, None)
-                self._recent[job_id] = view
-                self._recent.move_to_end(job_id)
-                while len(self._recent) > RECENT_VIEWS:
-                    self._recent.popitem(last=False)
-            else:
-                self._recent.pop(job_id, None)
-                self._views[job_id] = view
-            self._changed.notify_all()
+        """The supervisor's news of a job (see JobViewCache)."""
+        self.views.publish(view)
 
     # -- the API -------------------------------------------------------------------------
 
@@ -298,7 +283,8 @@ class ExportSystem:
         view = self.cached_status(job_id, tenant=tenant)
         if view is not None:
             return view
-        view = self._stored(job_id)  # finished long ago, or another process's not read yet
+        # Finished long ago, or another process's not read yet.
+        view = self.views.read_through(lambda: self._stored(job_id))
         if view is None or (tenant is not None and view.tenant != tenant):
             raise NotFoundError(f"no job {job_id}")
         return self._positioned(view)
@@ -306,7 +292,7 @@ class ExportSystem:
     def cached_status(self, job_id: str, *, tenant: str | None = None) -> JobView | None:
         """The view if this process holds it: dict lookups that never block (None: ask
         `status`, which reads the persisted views)."""
-        view = self._views.get(job_id) or self._recent.get(job_id)
+        view = self.views.get(job_id)
         if view is None or (tenant is not None and view.tenant != tenant):
             return None
         if view.status is JobStatus.QUEUED:
@@ -338,10 +324,10 @@ class ExportSystem:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"job {job_id} is still {view.status} after {timeout} s")
-            with self._changed:
-                held = self._views.get(job_id) or self._recent.get(job_id)
+            with self.views.changed:
+                held = self.views.get(job_id)
                 if held is None or not held.status.terminal:
-                    self._changed.wait(min(remaining, self.settings.catch_up_interval_seconds))
+                    self.views.changed.wait(min(remaining, self.settings.catch_up_interval_seconds))
             view = self.status(job_id, tenant=tenant)
         return view
 

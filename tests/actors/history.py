@@ -41,7 +41,9 @@ def write_jobs(events_path: Path, appends: list[Append]) -> None:
         log.close()
 
 
-def finished_jobs(n: int, *, tenant: str = "old", owner: str = "gone-1-x") -> list[Append]:
+def finished_jobs(
+    n: int, *, tenant: str = "old", owner: str = "gone-1-x", retention: float | None = None
+) -> list[Append]:
     """n completed jobs (files long gone is fine: only their views and events are read)."""
     return [
         Append(
@@ -51,7 +53,12 @@ def finished_jobs(n: int, *, tenant: str = "old", owner: str = "gone-1-x") -> li
                 request(tenant, owner=owner, key=f"k{i}"),
                 JobStarted(attempt=1, owner=owner),
                 JobCompleted(
-                    rows=1, bytes=1, sha256="0" * 64, truncated=False, file_name=f"{i:032x}.csv"
+                    rows=1,
+                    bytes=1,
+                    sha256="0" * 64,
+                    truncated=False,
+                    file_name=f"{i:032x}.csv",
+                    retention_seconds=retention,
                 ),
             ],
         )

@@ -22,7 +22,7 @@ CSV = ExportRequest(dataset="token_transfers", format="csv")
 def _held(system: ExportSystem) -> tuple[int, int, int]:
     """(active states in the supervisor, active views, finished views) this process holds."""
     book = system.supervisor.proxy().book.get()
-    return len(book.active), len(system._views), len(system._recent)
+    return len(book.active), len(system.views.active), len(system.views.recent)
 
 
 def test_start_up_holds_the_active_jobs_only_and_old_ones_still_answer(tmp_path):
