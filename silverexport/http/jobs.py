@@ -12,6 +12,7 @@ from ..errors import GoneError, ValidationError
 from ..job_pages import LIST_MAX
 from ..model import JobStatus, JobView
 from ..silver.catalog import get_dataset
+from ..storage.failure import failure
 from ..timeutil import now_text, parse_canonical
 from ..validation import digest_of, request_from_body
 from .auth import TENANT
@@ -72,6 +73,8 @@ async def download(request: web.Request) -> web.StreamResponse:
             stat = path.stat()
         except FileNotFoundError:
             stat = None
+        except OSError as e:  # the directory unreadable, its mount gone: 503, not a 500
+            raise failure(system.storage.url, f"read {path.name}", e) from e
         if stat is None or view.sha256 is None:
             raise _gone(view)
         if (refused := refusal(request, stat.st_size, stat.st_mtime, view)) is not None:
