@@ -202,8 +202,10 @@ class LocalStorage:
     def drop_partial(self, partial: Partial) -> None:
         if not _PARTIAL.match(partial.ref) or "/" in partial.ref:
             raise ExportStorageError(f"not a partial of this store: {partial.ref!r}")
-        if not _unlink(self.directory / partial.ref):
-            raise ExportStorageError(f"could not remove {partial.ref} (a later sweep retries)")
+        try:
+            (self.directory / partial.ref).unlink(missing_ok=True)
+        except OSError as e:
+            raise failure(self.url, f"remove {partial.ref} (a later sweep retries)", e) from e
 
     def _names(self) -> list[str]:
         try:
