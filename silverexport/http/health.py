@@ -31,8 +31,11 @@ _HEALTHY = orjson.dumps({"status": "ok"})
 class Health:
     """The node's last health answer and the checks that make it."""
 
-    def __init__(self, checks: dict[str, Callable[[], object]]):
+    def __init__(
+        self, checks: dict[str, Callable[[], object]], *, cache_seconds: float = CACHE_SECONDS
+    ):
         self.checks = checks
+        self.cache_seconds = cache_seconds
         self._pool = ThreadPoolExecutor(max(1, len(checks)), "silverexport-health")
         self._asking: dict[str, asyncio.Future[Any]] = {}  # a check still running, per part
         self._round: asyncio.Future[dict[str, str]] | None = None
@@ -41,7 +44,7 @@ class Health:
 
     async def down(self) -> dict[str, str]:
         """Each part out of reach with its one-line reason; empty when all answer."""
-        if self._answer is not None and time.monotonic() - self._answered_at < CACHE_SECONDS:
+        if self._answer is not None and time.monotonic() - self._answered_at < self.cache_seconds:
             return self._answer
         if self._round is None or self._round.done():
             self._round = asyncio.ensure_future(self._ask_all())
