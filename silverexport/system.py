@@ -95,6 +95,11 @@ class ExportSystem:
                 Path(self.storage.directory).mkdir(parents=True, exist_ok=True)
         except ExportStorageError as e:
             raise StorageError(str(e)) from None
+        except OSError as e:  # no directory can be made there (a file in the way, say)
+            raise StorageError(
+                f"SILVEREXPORT_STORAGE_URL ({self.storage.url}): cannot create the directory: "
+                f"{e.strerror or e}"
+            ) from None
         # A bad SILVEREXPORT_SILVER_URL or an unreachable database stops us here, in one line.
         self.store = open_silver_store(settings)
         self.slots = Slots(

@@ -179,7 +179,7 @@ class S3Writer:
             except Exception as e:  # the sweep aborts it later
                 if not _missing(e):
                     log.warning(
-                        "could not abort upload of %s (a later sweep will): %s", self.key, e
+                        "could not abort upload of %s (a later sweep will): %s", self.key, why(e)
                     )
 
     def _shutdown(self) -> None:

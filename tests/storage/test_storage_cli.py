@@ -126,3 +126,16 @@ def test_a_store_out_of_reach_at_start_is_one_line_and_exit_2(
     line = assert_one_error_line(capsys.readouterr().err)
     assert "SILVEREXPORT_STORAGE_URL" in line and "sesame99" not in line, line
     assert "me:***@" in line, line
+
+
+@pytest.mark.parametrize("command", [["jobs"], ["prune"], ["export", "token_transfers"]])
+def test_an_export_directory_that_cannot_be_made_is_one_line_and_exit_2(
+    command, tmp_path, capsys, monkeypatch
+):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_bytes(b"")
+    monkeypatch.setenv("SILVEREXPORT_STORAGE_URL", (in_the_way / "exports").as_uri())
+    extra = ["--format", "csv"] if command[0] == "export" else []
+    assert main([*command, *extra, "--data-dir", str(tmp_path / "data")]) == 2
+    line = assert_one_error_line(capsys.readouterr().err)
+    assert "SILVEREXPORT_STORAGE_URL" in line and "Not a directory" in line, line
