@@ -388,7 +388,7 @@ class ExportSystem:
         return checks
 
     def _check_storage(self) -> None:
-        check_at_start(self.storage)  # the same line as at start: the setting, no secret
+        check_at_start(self.storage, quick=True)  # the line said at start: the setting
 
     def list(
         self,

@@ -33,10 +33,11 @@ def open_storage(url: str, data_dir: Path, endpoint_url: str = "") -> ExportStor
     return S3Storage(target.bucket, target.prefix, endpoint_url=endpoint_url or None)
 
 
-def check_at_start(storage: ExportStorage) -> None:
-    """Exit-at-start check: the message names the setting, never a secret."""
+def check_at_start(storage: ExportStorage, quick: bool = False) -> None:
+    """Exit-at-start check (`quick`: /healthz's): the message names the setting, never a
+    secret."""
     try:
-        storage.check()
+        storage.check(quick)
     except ExportStorageError as e:
         raise ExportStorageError(f"{SETTING} ({storage.url}): {e}") from None
 

@@ -215,7 +215,8 @@ class LocalStorage:
         except OSError as e:
             raise failure(self.url, "list its files", e) from e
 
-    def check(self) -> None:
+    def check(self, quick: bool = False) -> None:
+        """A probe file made and removed: as cheap as a check of writing gets, either way."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             probe = self.directory / f".probe-{uuid.uuid4().hex}"

@@ -75,8 +75,8 @@ class ExportStorage(Protocol):
     def drop_partial(self, partial: Partial) -> None:
         """Abort a write in progress or left behind (a temporary file, a multipart upload)."""
 
-    def check(self) -> None:
-        """Raise ExportStorageError if the store cannot be reached or written (at start, and
-        for /healthz: cheap, and bounded in time)."""
+    def check(self, quick: bool = False) -> None:
+        """Raise ExportStorageError if the store cannot be reached or written: at start with
+        the store's usual retries; `quick` (for /healthz) one try, bounded to seconds."""
 
     def close(self) -> None: ...

@@ -315,11 +315,13 @@ class S3Storage:
             if not _missing(e):
                 raise failure(self.url, f"abort the upload of {partial.key}", e) from None
 
-    def check(self) -> None:
-        """HEAD the bucket, once, through a client of its own that waits PROBE_SECONDS at
-        most: cheap enough for /healthz, and no retries that would keep a probe waiting."""
+    def check(self, quick: bool = False) -> None:
+        """HEAD the bucket: at start through the data client (its retries ride out a blip);
+        `quick`, once, through a client of its own that waits PROBE_SECONDS at most, cheap
+        enough for /healthz and no retries that would keep a probe waiting."""
+        client = self._prober() if quick else self.client
         try:
-            self._prober().head_bucket(Bucket=self.bucket)
+            client.head_bucket(Bucket=self.bucket)
         except Exception as e:
             raise ExportStorageError(
                 f"bucket {self.bucket!r} cannot be reached: {why(e)}"

@@ -45,6 +45,7 @@ def operations(store) -> dict[str, object]:
         "list_partials": store.list_partials,
         "drop_partial": lambda: store.drop_partial(partial),
         "check": store.check,
+        "quick check": lambda: store.check(quick=True),
         "write": lambda: _write(store, "new.csv", b"y" * 100),
     }
 
