@@ -111,9 +111,24 @@ class S3Server:
 
 
 def start(directory: Path) -> tuple[subprocess.Popen, S3Server]:
+    access, secret = "AK" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+    ports = dict(zip(SERVICES, free_port_pairs(len(SERVICES)), strict=True))
+    (directory / "data").mkdir()
+    return launch(directory, ports, access, secret)
+
+
+def restart(directory: Path, server: S3Server) -> subprocess.Popen:
+    """Start the stopped server in `directory` again: the same ports, keys and data."""
+    ports = json.loads((directory / "ports.json").read_text())
+    return launch(directory, ports, server.access_key, server.secret_key)[0]
+
+
+def launch(
+    directory: Path, ports: dict[str, int], access: str, secret: str
+) -> tuple[subprocess.Popen, S3Server]:
     binary = weed_binary()
     assert binary is not None
-    access, secret = "AK" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+    (directory / "ports.json").write_text(json.dumps(ports))
     config = directory / "s3.json"
     config.write_text(
         json.dumps(
@@ -128,7 +143,6 @@ def start(directory: Path) -> tuple[subprocess.Popen, S3Server]:
             }
         )
     )
-    ports = dict(zip(SERVICES, free_port_pairs(len(SERVICES)), strict=True))
     argv = [
         binary,
         "mini",
@@ -144,8 +158,7 @@ def start(directory: Path) -> tuple[subprocess.Popen, S3Server]:
         *(f"-{name}.port={port}" for name, port in ports.items()),
         *(f"-{name}.port.grpc={port + 10000}" for name, port in ports.items()),
     ]
-    (directory / "data").mkdir()
-    log = open(directory / "weed.log", "wb")  # noqa: SIM115 (owned by the process)
+    log = open(directory / "weed.log", "ab")  # noqa: SIM115 (owned by the process)
     proc = subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=directory
     )

