@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .errors import (
         ConcurrencyError,
         ConflictError,
+        ExportStorageError,
         GoneError,
         IntegrityError,
         NotFoundError,
@@ -31,6 +32,7 @@ _HOMES = {
     "SlotTimeout": ".actors.slots",
     "ConcurrencyError": ".errors",
     "ConflictError": ".errors",
+    "ExportStorageError": ".errors",
     "GoneError": ".errors",
     "IntegrityError": ".errors",
     "NotFoundError": ".errors",
@@ -72,6 +74,7 @@ __all__ = [
     "ConflictError",
     "ExportFormat",
     "ExportRequest",
+    "ExportStorageError",
     "ExportSystem",
     "GoneError",
     "IntegrityError",

@@ -72,6 +72,14 @@ class StorageError(SilverExportError):
     code = "storage_error"
 
 
+class ExportStorageError(SilverExportError):
+    """The export-file store failed an operation: a bucket or its endpoint out of reach, a
+    directory that refuses writes. A server-side fault that may well pass (503, Retry-After);
+    the message is one line that never carries a secret."""
+
+    code = "storage_unavailable"
+
+
 def quoted(value: object, limit: int = 64) -> str:
     """`value` as repr for an error message, or its length when it is too long to echo: an
     error names what was refused without sending a client's oversized text back."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,7 @@ from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
 from .nodes import Wakeup, open_liveness, open_wakeup
 from .silver.backends import open_silver_store
-from .storage import ExportStorage, check_at_start
-from .storage import StorageError as PortStorageError
+from .storage import ExportStorage, ExportStorageError, check_at_start
 from .supervisor_clock import SupervisorClock
 from .thread_readers import ThreadReaders
 from .validation import check_request
@@ -94,7 +93,7 @@ class ExportSystem:
                 check_at_start(self.storage)  # a bucket out of reach stops us here
             else:  # a directory that refuses writes fails each job with the reason instead
                 Path(self.storage.directory).mkdir(parents=True, exist_ok=True)
-        except PortStorageError as e:
+        except ExportStorageError as e:
             raise StorageError(str(e)) from None
         # A bad SILVEREXPORT_SILVER_URL or an unreachable database stops us here, in one line.
         self.store = open_silver_store(settings)
@@ -369,14 +368,22 @@ class ExportSystem:
         """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
         return self._readers.read(self.log.projector.status_counts)  # StorageError: 503, not 500
 
-    def backends_down(self) -> dict[str, str]:
-        """The backends this node cannot reach now, each with why (empty when all answer),
-        for /healthz: asked of the database itself through this thread's reader."""
-        try:
-            self.last_seq()
-        except StorageError as e:
-            return {"event_log": str(e)}
-        return {}
+    def health_checks(self) -> dict[str, Callable[[], object]]:
+        """For /healthz: a blocking check per backend this node needs, each raising one of
+        our errors (a one-line reason, no password) when its backend is out of reach. The
+        event log is asked through the calling thread's reader; the Silver store only when it
+        is a server (an SQLite file has nothing to be out of reach of); the export store by
+        writing a probe file, or a HEAD of the bucket."""
+        checks: dict[str, Callable[[], object]] = {"event_log": self.last_seq}
+        check_silver = getattr(self.store, "check", None)
+        if check_silver is not None:
+            checks["silver_store"] = check_silver
+        if self.storage is not None:
+            checks["export_storage"] = self._check_storage
+        return checks
+
+    def _check_storage(self) -> None:
+        check_at_start(self.storage)  # the same line as at start: the setting, no secret
 
     def list(
         self,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pykka
 
+from ..errors import ExportStorageError
 from ..model import JobView
 from ..silver.port import SilverBackend
 from ..silver.writers import ExportCancelled, Filters, export_to_file
@@ -107,7 +108,10 @@ class ExportActor(pykka.ThreadingActor):
             self._report(Failed(job_id, self.attempt, "cancelled", cancelled=True))
             return
         except Exception as e:  # reported, never swallowed: the job gets JobFailed
-            log.exception("export of job %s (attempt %d) failed", job_id, self.attempt)
+            if isinstance(e, ExportStorageError):  # the store's fault, said in one line
+                log.warning("export of job %s (attempt %d) failed: %s", job_id, self.attempt, e)
+            else:
+                log.exception("export of job %s (attempt %d) failed", job_id, self.attempt)
             # abort never raises: an unwritable directory refuses the unlink too, and that
             # must not stop the report (the job would stay running, holding its slot).
             _abort(writer)

@@ -62,15 +62,28 @@ class OutputCopy:
                 os.replace(self.temp, self.target)
                 self.temp = None
                 return
-            if path is not None:
-                shutil.copyfile(path, self.target)  # a local store: the kernel copies
-            else:
-                with open(self.target, "wb") as out:
-                    copy_out(out)
+            self._copy(path, copy_out)
         except OSError as e:
             raise ValidationError(
                 f"cannot write {self.target}: {e.strerror or e}", field="output"
             ) from e
+
+    def _copy(self, path: Path | None, copy_out: Callable[[BinaryIO], None]) -> None:
+        """The job's file copied to FILE. Into a temporary file renamed onto FILE when it can
+        (a store failing mid-copy leaves FILE as it was, never half written); straight into
+        FILE when that is a device or a pipe."""
+        self.discard()  # a tee that did not hold the job's bytes
+        if _replaceable(self.target):
+            self.temp = _create_temp(self.target)
+        into = self.temp or self.target
+        if path is not None:
+            shutil.copyfile(path, into)  # a local store: the kernel copies
+        else:
+            with open(into, "wb") as out:
+                copy_out(out)
+        if into != self.target:
+            os.replace(into, self.target)
+            self.temp = None
 
     def discard(self) -> None:
         """Remove the temporary file if it was not renamed onto FILE."""

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from ..system import ExportSystem
 from . import dashboard, jobs, webhooks
 from .auth import API_KEYS, ApiKeys, auth_middleware
-from .bridge import EXECUTORS, Executors, executors_ctx, run_blocking
+from .bridge import EXECUTORS, Executors, executors_ctx
 from .common import JSON, SYSTEM
-from .errors import RETRY_AFTER_SECONDS, error_middleware
+from .errors import error_middleware
+from .health import health_ctx, healthz
 from .metrics import metrics_middleware, metrics_page
 from .openapi import openapi_document
 from .stream import stream_hub_ctx, stream_job
 from .wallet import wallet_export
 
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
-_HEALTHY = orjson.dumps({"status": "ok"})
-# A probe that has not answered by then counts as a backend out of reach: a load balancer
-# must hear "degraded" promptly, not wait as long as the bounded connect does.
-HEALTH_PROBE_SECONDS = 3.0
 
 
 def make_app(system: ExportSystem) -> web.Application:
@@ -41,6 +36,7 @@ def make_app(system: ExportSystem) -> web.Application:
     app[dashboard.ASSETS] = dashboard.load_assets()
     app.cleanup_ctx.append(executors_ctx)
     app.cleanup_ctx.append(stream_hub_ctx)  # after the executors it reads the log in
+    app.cleanup_ctx.append(health_ctx)
     _add_routes(app.router)
     if metrics_on:
         app.router.add_get("/metrics", metrics_page)
@@ -68,25 +64,6 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v1/webhooks", webhooks.create_webhook)
     router.add_get("/v1/webhooks", webhooks.list_webhooks)
     router.add_delete("/v1/webhooks/{webhook_id}", webhooks.delete_webhook)
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """200 `{"status": "ok"}`, or 503 `{"status": "degraded", "down": {backend: why}}` while
-    a backend is out of reach (SPEC §8); the reasons never carry a password."""
-    system = request.app[SYSTEM]
-    try:
-        probe = run_blocking(request, system.backends_down)
-        down = await asyncio.wait_for(probe, HEALTH_PROBE_SECONDS)
-    except TimeoutError:
-        down = {"event_log": f"no answer within {HEALTH_PROBE_SECONDS:g} s"}
-    if not down:
-        return web.Response(body=_HEALTHY, content_type=JSON)
-    return web.Response(
-        status=503,
-        body=orjson.dumps({"status": "degraded", "down": down}),
-        content_type=JSON,
-        headers={hdrs.RETRY_AFTER: str(RETRY_AFTER_SECONDS)},
-    )
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from ..errors import (
     ConcurrencyError,
     ConflictError,
+    ExportStorageError,
     GoneError,
     IntegrityError,
     InternalError,
@@ -38,6 +39,7 @@ _STATUS_OF: tuple[tuple[type[SilverExportError], int], ...] = (
     (GoneError, 410),
     (QueueFullError, 429),
     (StorageError, 503),
+    (ExportStorageError, 503),
     (IntegrityError, 500),
 )
 
@@ -49,7 +51,8 @@ _HTTP_ERRORS = {
     413: ("payload_too_large", "the request body is too large"),
 }
 # A 503 is a backend out of reach for now (the event log's database stopped, a locked
-# file): clients are told when to try again, and a node recovers by itself meanwhile.
+# file, the export store's bucket or endpoint gone): clients are told when to try again, and
+# a node recovers by itself meanwhile.
 RETRY_AFTER_SECONDS = 2
 # Headers of an aiohttp HTTPException that still mean something on our JSON response.
 _KEPT_HEADERS = (hdrs.ALLOW,)

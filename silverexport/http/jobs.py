@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,6 +14,7 @@ from ..errors import GoneError, ValidationError
 from ..job_pages import LIST_MAX
 from ..model import JobStatus, JobView
 from ..silver.catalog import get_dataset
+from ..storage.failure import failure
 from ..timeutil import now_text, parse_canonical
 from ..validation import digest_of, request_from_body
 from .auth import TENANT
@@ -69,9 +72,11 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = system.file_path(view)  # a directory store: sendfile, as fast as it gets
     if path is not None:
         try:
-            stat = path.stat()
+            stat = _readable(path)
         except FileNotFoundError:
             stat = None
+        except OSError as e:  # unreadable, its mount gone: 503, not aiohttp's empty 403
+            raise failure(system.storage.url, f"read {path.name}", e) from e
         if stat is None or view.sha256 is None:
             raise _gone(view)
         if (refused := refusal(request, stat.st_size, stat.st_mtime, view)) is not None:
@@ -87,6 +92,16 @@ async def download(request: web.Request) -> web.StreamResponse:
     if (refused := refusal(request, size, mtime, view)) is not None:
         raise refused
     return await remote_file_response(request, system.storage, view, size, mtime)
+
+
+def _readable(path: Path) -> os.stat_result:
+    """The file's stat, once it has been opened for reading: sendfile's own open failing
+    would be an empty 403 (or 404) from aiohttp rather than our JSON error."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _gone(view: JobView) -> GoneError:

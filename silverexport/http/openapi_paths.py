@@ -12,6 +12,9 @@ from .jobs import DEFAULT_PAGE
 from .openapi_blocks import FILE_TYPES, JOB_ID_PARAM, json_response, ref
 from .openapi_statuses import error_responses
 
+# The parts /healthz may name as down (ExportSystem.health_checks).
+HEALTH_PARTS = ("event_log", "silver_store", "export_storage")
+
 
 def job_paths(datasets: list[str]) -> dict[str, Any]:
     job_id = JOB_ID_PARAM
@@ -36,8 +39,11 @@ def job_paths(datasets: list[str]) -> dict[str, Any]:
             "get": {
                 "operationId": "healthz",
                 "summary": "Liveness check",
-                "description": "503 while a backend this node needs is out of reach: the node "
-                "still answers the reads it can and recovers by itself when the backend returns.",
+                "description": "503 while a backend this node needs is out of reach: the event "
+                "log, the Silver store (when it is PostgreSQL) or the export-file store (the "
+                "directory cannot be written, the bucket cannot be reached). Each is asked with "
+                "a bounded wait and the answer is kept for about a second. The node still "
+                "answers the reads it can and recovers by itself when the backend returns.",
                 "security": [],
                 "responses": {
                     "200": json_response(
@@ -50,7 +56,8 @@ def job_paths(datasets: list[str]) -> dict[str, Any]:
                         },
                     ),
                     "503": json_response(
-                        "Degraded: a backend is out of reach; `down` says which and why",
+                        "Degraded: a backend is out of reach; `down` names each part that is, "
+                        "with a one-line reason (the setting, never a password)",
                         {
                             "type": "object",
                             "required": ["status", "down"],
@@ -59,10 +66,13 @@ def job_paths(datasets: list[str]) -> dict[str, Any]:
                                 "status": {"const": "degraded"},
                                 "down": {
                                     "type": "object",
+                                    "minProperties": 1,
+                                    "propertyNames": {"enum": list(HEALTH_PARTS)},
                                     "additionalProperties": {"type": "string"},
                                 },
                             },
                         },
+                        headers={"Retry-After": {"required": True, "schema": {"type": "string"}}},
                     ),
                 },
             }

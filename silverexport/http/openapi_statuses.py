@@ -20,8 +20,8 @@ def error_responses(*statuses: int) -> dict[str, Any]:
         413: "The request body is too large",
         416: "The range is not satisfiable; Content-Range gives the file's size",
         429: "The tenant has as many jobs queued as it may; retry after Retry-After seconds",
-        503: "The export system is busy or shutting down, or its database is out of reach; "
-        "retry after Retry-After seconds",
+        503: "The export system is busy or shutting down, or a backend (its database, the "
+        "export-file store) is out of reach; retry after Retry-After seconds",
     }
     out: dict[str, Any] = {}
     for status in statuses:

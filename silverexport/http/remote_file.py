@@ -13,9 +13,9 @@ import logging
 
 from aiohttp import hdrs, web
 
-from ..errors import GoneError
+from ..errors import ExportStorageError, GoneError
 from ..model import JobView
-from ..storage import ExportStorage, StorageError, stream_range
+from ..storage import ExportStorage, stream_range
 from .downloads import content_type, effective
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ async def remote_file_response(
     chunks = None
     if request.method != hdrs.METH_HEAD and count > 0:
         chunks = stream_range(storage, view.file_name, start, count)
-        try:  # the first chunk before any header: a file deleted just now is a 410, not a cut
+        # The first chunk before any header: a file deleted just now is a 410, not a cut, and
+        # a store out of reach a 503 (ExportStorageError, through the error middleware).
+        try:
             first = await anext(chunks)
         except (FileNotFoundError, StopAsyncIteration):
             await chunks.aclose()
@@ -82,7 +84,7 @@ async def remote_file_response(
             async for chunk in chunks:
                 await response.write(chunk)
                 sent += len(chunk)
-        except (StorageError, FileNotFoundError) as e:
+        except (ExportStorageError, FileNotFoundError) as e:
             # The status line and Content-Length are out: all that is left to say is that the
             # body is unfinished, by cutting the connection short of that length. One warning,
             # no traceback: the store failed, not this code (the next request may well work).

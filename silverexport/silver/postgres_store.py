@@ -38,6 +38,8 @@ class PostgresSilverStore(IngestEntryPoints):
         self.url = url
         self.conn = connect(url, SETTING)
         self._lock = threading.Lock()
+        self._probe: psycopg.Connection | None = None  # check()'s own: an ingest holds conn
+        self._probe_lock = threading.Lock()
         try:
             stale = [
                 ds
@@ -71,8 +73,26 @@ class PostgresSilverStore(IngestEntryPoints):
             self.conn = connect(self.url, SETTING)
         return self.conn
 
+    def check(self) -> None:
+        """`SELECT 1` on a connection kept for it (for /healthz), made again after a broken
+        one; StorageError naming the setting, never the password, while the server is away."""
+        with self._probe_lock:
+            try:
+                if self._probe is None or self._probe.broken or self._probe.closed:
+                    if self._probe is not None:
+                        self._probe.close()
+                    self._probe = None
+                    self._probe = connect(self.url, SETTING)
+                self._probe.execute("SELECT 1")
+            except psycopg.Error as e:
+                why = self._why(e)
+                raise StorageError(f"{SETTING}: {self.location} does not answer: {why}") from None
+
     def close(self) -> None:
         self.conn.close()
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
 
     # -- ingest ------------------------------------------------------------------------------
 

@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from .local import LocalStorage
-from .port import ExportStorage, ExportWriter, Partial, StorageError
+from .port import ExportStorage, ExportStorageError, ExportWriter, Partial
 from .url import SETTING, LocalTarget, S3Target, StorageUrlError, parse
 
 __all__ = [
     "ExportStorage",
+    "ExportStorageError",
     "ExportWriter",
     "LocalStorage",
     "Partial",
-    "StorageError",
     "StorageUrlError",
     "open_storage",
     "stream_range",
@@ -37,8 +37,8 @@ def check_at_start(storage: ExportStorage) -> None:
     """Exit-at-start check: the message names the setting, never a secret."""
     try:
         storage.check()
-    except StorageError as e:
-        raise StorageError(f"{SETTING} ({storage.url}): {e}") from None
+    except ExportStorageError as e:
+        raise ExportStorageError(f"{SETTING} ({storage.url}): {e}") from None
 
 
 async def stream_range(
@@ -68,6 +68,6 @@ def sweep_partials(storage: ExportStorage, is_over: Callable[[str], bool]) -> in
             try:
                 storage.drop_partial(partial)
                 dropped += 1
-            except StorageError:
+            except ExportStorageError:
                 continue  # the next sweep retries
     return dropped

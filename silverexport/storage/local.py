@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .port import READ_CHUNK_BYTES, Partial, StorageError
+from ..errors import ExportStorageError
+from .failure import failure
+from .port import READ_CHUNK_BYTES, Partial
 
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 _PARTIAL = re.compile(r"^(?P<key>.+)\.attempt(?P<attempt>\d+)\.part$")
@@ -30,27 +32,45 @@ def fsync_dir(directory: Path) -> None:
 
 
 class LocalWriter:
-    def __init__(self, directory: Path, key: str, attempt: int):
+    """Every OSError (a full disk, a directory that refuses writes) is an ExportStorageError."""
+
+    def __init__(self, directory: Path, key: str, attempt: int, url: str):
         self.key = key
+        self.url = url
         self.final = directory / key
         self.part = directory / f"{key}.attempt{attempt}.part"
-        self._file: BinaryIO | None = open(self.part, "wb")  # noqa: SIM115 (closed in commit/abort)
+        try:
+            self._file: BinaryIO | None = open(self.part, "wb")  # noqa: SIM115 (closed in commit/abort)
+        except OSError as e:
+            raise failure(url, f"start writing {key}", e) from e
 
     def write(self, data: bytes) -> int:
         if self._file is None:
-            raise StorageError(f"writer for {self.key} is already closed")
-        return self._file.write(data)
+            raise ExportStorageError(f"writer for {self.key} is already closed")
+        try:
+            return self._file.write(data)
+        except OSError as e:
+            raise failure(self.url, f"write {self.key}", e) from e
 
     def sync(self) -> None:
         """Push what is written so far to the disk, so the final fsync has little left."""
         if self._file is not None:
-            self._file.flush()
-            _datasync(self._file.fileno())
+            try:
+                self._file.flush()
+                _datasync(self._file.fileno())
+            except OSError as e:
+                raise failure(self.url, f"write {self.key}", e) from e
 
     def commit(self) -> None:
+        try:
+            self._commit()
+        except OSError as e:
+            raise failure(self.url, f"finish writing {self.key}", e) from e
+
+    def _commit(self) -> None:
         f = self._file
         if f is None:
-            raise StorageError(f"writer for {self.key} is already closed")
+            raise ExportStorageError(f"writer for {self.key} is already closed")
         self._file = None
         try:
             f.flush()
@@ -94,7 +114,8 @@ def _unlink(path: Path) -> bool:
 
 
 class LocalStorage:
-    """The `file://` adapter."""
+    """The `file://` adapter. A missing file is None, False or FileNotFoundError as the port
+    says; any other OSError is an ExportStorageError naming the store and what failed."""
 
     def __init__(self, directory: Path, *, read_chunk_bytes: int = READ_CHUNK_BYTES):
         self.directory = Path(directory)
@@ -106,20 +127,36 @@ class LocalStorage:
         return self.directory / _checked(key)
 
     def open_writer(self, key: str, attempt: int = 1) -> LocalWriter:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return LocalWriter(self.directory, _checked(key), attempt)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise failure(self.url, f"start writing {key}", e) from e
+        return LocalWriter(self.directory, _checked(key), attempt, self.url)
 
     def size(self, key: str) -> int | None:
         try:
             return self.path(key).stat().st_size
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise failure(self.url, f"read {key}", e) from e
 
     def read(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        f = open(self.path(key), "rb")  # noqa: SIM115 (closed by the generator)
-        return self._chunks(f, start, length)
+        try:
+            f = open(self.path(key), "rb")  # noqa: SIM115 (closed by the generator)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise failure(self.url, f"read {key}", e) from e
+        return self._chunks(f, key, start, length)
 
-    def _chunks(self, f: BinaryIO, start: int, length: int | None) -> Iterator[bytes]:
+    def _chunks(self, f: BinaryIO, key: str, start: int, length: int | None) -> Iterator[bytes]:
+        try:
+            yield from self._read_from(f, start, length)
+        except OSError as e:
+            raise failure(self.url, f"read {key}", e) from e
+
+    def _read_from(self, f: BinaryIO, start: int, length: int | None) -> Iterator[bytes]:
         with f:
             f.seek(start)
             left = length
@@ -138,6 +175,8 @@ class LocalStorage:
             return True
         except FileNotFoundError:
             return False
+        except OSError as e:
+            raise failure(self.url, f"delete {key}", e) from e
 
     def list(self, prefix: str = "") -> list[str]:
         return sorted(
@@ -155,20 +194,26 @@ class LocalStorage:
                     started = (self.directory / name).stat().st_mtime
                 except FileNotFoundError:
                     continue
+                except OSError as e:
+                    raise failure(self.url, "list the writes in progress", e) from e
                 found.append(Partial(m["key"], name, started))
         return sorted(found, key=lambda p: p.ref)
 
     def drop_partial(self, partial: Partial) -> None:
         if not _PARTIAL.match(partial.ref) or "/" in partial.ref:
-            raise StorageError(f"not a partial of this store: {partial.ref!r}")
-        if not _unlink(self.directory / partial.ref):
-            raise StorageError(f"could not remove {partial.ref} (a later sweep retries)")
+            raise ExportStorageError(f"not a partial of this store: {partial.ref!r}")
+        try:
+            (self.directory / partial.ref).unlink(missing_ok=True)
+        except OSError as e:
+            raise failure(self.url, f"remove {partial.ref} (a later sweep retries)", e) from e
 
     def _names(self) -> list[str]:
         try:
             return [e.name for e in os.scandir(self.directory) if e.is_file()]
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise failure(self.url, "list its files", e) from e
 
     def check(self) -> None:
         try:
@@ -177,7 +222,9 @@ class LocalStorage:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
-            raise StorageError(f"cannot write export files in {self.directory}: {e}") from None
+            raise ExportStorageError(
+                f"cannot write export files in {self.directory}: {e.strerror or e}"
+            ) from None
 
     def close(self) -> None:
         pass
@@ -186,5 +233,5 @@ class LocalStorage:
 def _checked(key: str) -> str:
     """Keys are plain file names: no directory parts, nothing that climbs out."""
     if not key or "/" in key or "\\" in key or key in (".", "..") or "\0" in key:
-        raise StorageError(f"not a valid export file key: {key!r}")
+        raise ExportStorageError(f"not a valid export file key: {key!r}")
     return key

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..errors import ExportStorageError
+
 READ_CHUNK_BYTES = 1 << 20
 
-
-class StorageError(Exception):
-    """The store refused or failed an operation (not a missing file: that is None/False)."""
+# Every operation of every adapter raises ExportStorageError (one of the project's errors, a
+# 503 at the HTTP edge, one line from the CLI) when the store refuses or fails it; a missing
+# file is not a failure: that is None, False or FileNotFoundError, as each method says.
+__all__ = ["READ_CHUNK_BYTES", "ExportStorage", "ExportStorageError", "ExportWriter", "Partial"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,7 @@ class ExportStorage(Protocol):
     def read(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Chunks of `length` bytes from `start` (to the end if None), never the whole file
         at once; blocking, so async callers iterate it off the event loop (`stream_range`).
-        Raises FileNotFoundError if there is no such file, and StorageError (while iterating)
+        Raises FileNotFoundError if there is no such file, and ExportStorageError (while iterating)
         if the store fails before the last byte: the chunks never just stop short."""
 
     def delete(self, key: str) -> bool:
@@ -73,6 +76,7 @@ class ExportStorage(Protocol):
         """Abort a write in progress or left behind (a temporary file, a multipart upload)."""
 
     def check(self) -> None:
-        """Raise StorageError if the store cannot be reached or written (at start)."""
+        """Raise ExportStorageError if the store cannot be reached or written (at start, and
+        for /healthz: cheap, and bounded in time)."""
 
     def close(self) -> None: ...

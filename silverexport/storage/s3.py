@@ -23,25 +23,47 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .port import READ_CHUNK_BYTES, Partial, StorageError
+from ..errors import ExportStorageError
+from .failure import failure, masked, why
+from .port import READ_CHUNK_BYTES, Partial
 
 log = logging.getLogger(__name__)
 
 PART_BYTES = 8 << 20  # S3's floor is 5 MiB for every part but the last
 MAX_IN_FLIGHT = 4
+# The health probe's client: one try, and a store that does not answer within this many
+# seconds counts as down (the data client retries and waits far longer, as a transfer should).
+PROBE_SECONDS = 2.0
 
 
-def make_client(endpoint_url: str | None, max_connections: int = 16) -> Any:
+def make_client(endpoint_url: str | None, max_connections: int = 16, *, probe: bool = False) -> Any:
+    """A boto3 client; a malformed endpoint is an ExportStorageError naming its setting."""
     import boto3
     from botocore.config import Config
 
+    waits: dict[str, Any] = (
+        {
+            "connect_timeout": PROBE_SECONDS,
+            "read_timeout": PROBE_SECONDS,
+            "retries": {"mode": "standard", "max_attempts": 1},
+        }
+        if probe
+        else {"connect_timeout": 10, "retries": {"mode": "standard", "max_attempts": 5}}
+    )
     config = Config(
         max_pool_connections=max_connections,
-        retries={"mode": "standard", "max_attempts": 5},
         # path style: S3-compatible servers on a plain host:port have no bucket subdomains
         s3={"addressing_style": "path"} if endpoint_url else {},
+        **waits,
     )
-    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+    try:
+        return boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url or None, config=config
+        )
+    except Exception as e:
+        raise ExportStorageError(
+            f"SILVEREXPORT_S3_ENDPOINT_URL ({masked(endpoint_url or '')}): {why(e)}"
+        ) from None
 
 
 def _missing(e: Exception) -> bool:
@@ -65,7 +87,7 @@ class S3Writer:
 
     def write(self, data: bytes) -> int:
         if self._closed:
-            raise StorageError(f"writer for {self.key} is already closed")
+            raise ExportStorageError(f"writer for {self.key} is already closed")
         if data:
             self._buffer.append(bytes(data))
             self._buffered += len(data)
@@ -82,7 +104,10 @@ class S3Writer:
         self._raise_failed()
         client, bucket = self._s3.client, self._s3.bucket
         if self._upload_id is None:
-            made = client.create_multipart_upload(Bucket=bucket, Key=self._object_key)
+            try:
+                made = client.create_multipart_upload(Bucket=bucket, Key=self._object_key)
+            except Exception as e:
+                raise failure(self._s3.url, f"start the upload of {self.key}", e) from e
             self._upload_id = made["UploadId"]
             self._pool = ThreadPoolExecutor(
                 self._s3.max_in_flight, thread_name_prefix="silverexport-s3-part"
@@ -108,11 +133,13 @@ class S3Writer:
     def _raise_failed(self) -> None:
         for f in self._futures:
             if f.done() and f.exception() is not None:
-                raise StorageError(f"upload of {self.key} failed: {f.exception()}")
+                error = f.exception()
+                assert error is not None
+                raise failure(self._s3.url, f"upload {self.key}", error)
 
     def commit(self) -> None:
         if self._closed:
-            raise StorageError(f"writer for {self.key} is already closed")
+            raise ExportStorageError(f"writer for {self.key} is already closed")
         try:
             if self._upload_id is None:
                 self._s3.client.put_object(
@@ -128,8 +155,10 @@ class S3Writer:
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": parts},
                 )
-        except BaseException:
+        except BaseException as e:
             self.abort()
+            if isinstance(e, Exception):
+                raise failure(self._s3.url, f"finish the upload of {self.key}", e) from e
             raise
         self._closed = True
         self._shutdown()
@@ -167,7 +196,9 @@ class S3Writer:
 
 
 class S3Storage:
-    """The `s3://` adapter."""
+    """The `s3://` adapter. Whatever boto3 raises (an endpoint out of reach, a bucket gone, a
+    refused request) leaves as an ExportStorageError naming the store and what failed; a
+    missing object is None, False or FileNotFoundError, as the port says."""
 
     def __init__(
         self,
@@ -185,14 +216,18 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}"
+        self.endpoint_url = endpoint_url
         self.client = client if client is not None else make_client(endpoint_url)
+        self._given_client = client is not None
+        self._probe_client: Any = None
+        self._probe_lock = threading.Lock()
         self.part_bytes = part_bytes
         self.max_in_flight = max_in_flight
         self.read_chunk_bytes = read_chunk_bytes
 
     def object_key(self, key: str) -> str:
         if not key or "/" in key or "\0" in key:
-            raise StorageError(f"not a valid export file key: {key!r}")
+            raise ExportStorageError(f"not a valid export file key: {key!r}")
         return self.prefix + key
 
     def open_writer(self, key: str, attempt: int = 1) -> S3Writer:
@@ -205,7 +240,7 @@ class S3Storage:
         except Exception as e:
             if _missing(e):
                 return None
-            raise StorageError(f"cannot read {key} from {self.url}: {e}") from None
+            raise failure(self.url, f"read {key}", e) from None
         return int(head["ContentLength"])
 
     def read(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
@@ -222,10 +257,10 @@ class S3Storage:
             code = getattr(e, "response", {}).get("Error", {}).get("Code")
             if code == "InvalidRange":  # starting at or past the end: nothing to send
                 return iter(())
-            raise StorageError(f"cannot read {key} from {self.url}: {e}") from None
-        return self._chunks(answer["Body"])
+            raise failure(self.url, f"read {key}", e) from None
+        return self._chunks(answer["Body"], key)
 
-    def _chunks(self, body: Any) -> Iterator[bytes]:
+    def _chunks(self, body: Any, key: str) -> Iterator[bytes]:
         # botocore checks the body against its Content-Length: a stream cut short raises
         # (IncompleteRead) rather than ending, so a short read never passes for a whole one.
         with contextlib.closing(body):
@@ -233,7 +268,7 @@ class S3Storage:
                 try:
                     chunk = body.read(self.read_chunk_bytes)
                 except Exception as e:
-                    raise StorageError(f"reading from {self.url} broke off: {e}") from e
+                    raise failure(self.url, f"read {key} to its end", e) from e
                 if not chunk:
                     return
                 yield chunk
@@ -241,15 +276,22 @@ class S3Storage:
     def delete(self, key: str) -> bool:
         if self.size(key) is None:
             return False
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as e:
+            raise failure(self.url, f"delete {key}", e) from None
         return True
+
+    def _pages(self, operation: str, prefix: str, doing: str) -> list[dict[str, Any]]:
+        try:
+            paginator = self.client.get_paginator(operation)
+            return list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
+        except Exception as e:
+            raise failure(self.url, doing, e) from None
 
     def list(self, prefix: str = "") -> list[str]:
         keys = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
-        )
-        for page in pages:
+        for page in self._pages("list_objects_v2", prefix, "list its files"):
             for item in page.get("Contents", []):
                 name = item["Key"][len(self.prefix) :]
                 if "/" not in name:
@@ -258,10 +300,7 @@ class S3Storage:
 
     def list_partials(self, prefix: str = "") -> list[Partial]:
         found = []
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self.prefix + prefix
-        )
-        for page in pages:
+        for page in self._pages("list_multipart_uploads", prefix, "list the uploads"):
             for upload in page.get("Uploads", []):
                 name = upload["Key"][len(self.prefix) :]
                 found.append(Partial(name, upload["UploadId"], upload["Initiated"].timestamp()))
@@ -274,14 +313,28 @@ class S3Storage:
             )
         except Exception as e:
             if not _missing(e):
-                raise StorageError(f"could not abort upload of {partial.key}: {e}") from None
+                raise failure(self.url, f"abort the upload of {partial.key}", e) from None
 
     def check(self) -> None:
+        """HEAD the bucket, once, through a client of its own that waits PROBE_SECONDS at
+        most: cheap enough for /healthz, and no retries that would keep a probe waiting."""
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self._prober().head_bucket(Bucket=self.bucket)
         except Exception as e:
-            raise StorageError(f"bucket {self.bucket!r} cannot be reached: {e}") from None
+            raise ExportStorageError(
+                f"bucket {self.bucket!r} cannot be reached: {why(e)}"
+            ) from None
+
+    def _prober(self) -> Any:
+        if self._given_client:
+            return self.client
+        with self._probe_lock:
+            if self._probe_client is None:
+                self._probe_client = make_client(self.endpoint_url, 2, probe=True)
+            return self._probe_client
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close()
+        for client in (self.client, self._probe_client):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()

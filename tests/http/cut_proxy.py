@@ -24,25 +24,38 @@ class CutProxy:
         self.cuts = 0
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
     def arm(self, limit: int) -> None:
         """From now on, each connection forwards at most `limit` more bytes of answers."""
         self.limit = limit
 
     def close(self) -> None:
-        self.listener.close()
+        """Break every connection and stop listening: the port is closed (refused). The
+        shutdown first: a close alone leaves the thread blocked in accept() listening."""
+        _shut(self.listener)
         with self._lock:
             for s in self._sockets:
                 _shut(s)
+            self._sockets.clear()
 
-    def _accept(self) -> None:
+    def reopen(self) -> None:
+        """Listen on the same port again, passing everything (a store come back)."""
+        self.limit = None
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                client, _ = self.listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return  # closed
-            server = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                _shut(client)
+                continue
             with self._lock:
                 self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()

@@ -35,12 +35,21 @@ from tests.reliability.outage import (
 from tests.reliability.serve_process import ServeProcess, child_env, cli
 
 
-def assert_degraded(client: Recording, secret: str) -> None:
-    status, document = health(client)
-    assert status == 503, document
+def assert_degraded(client: Recording, secret: str, part: str = "event_log") -> None:
+    """/healthz says `part` is down (within about a second: an answer is kept that long),
+    naming its setting, and no password anywhere."""
+    document = until("/healthz degraded", lambda: degraded(client))
     assert document["status"] == "degraded"
-    assert "SILVEREXPORT_EVENT_LOG_URL" in document["down"]["event_log"]
+    assert set(document["down"]) == {part}, document
+    setting = {"event_log": "SILVEREXPORT_EVENT_LOG_URL", "silver_store": "SILVEREXPORT_SILVER_URL"}
+    assert setting[part] in document["down"][part], document
+    assert "\n" not in document["down"][part]
     assert secret not in json.dumps(document)
+
+
+def degraded(client: Recording) -> dict | None:
+    status, document = health(client)
+    return document if status == 503 else None
 
 
 def writes_are_refused(client: Recording, job_id: str) -> None:
@@ -218,3 +227,28 @@ def test_two_nodes_ride_out_a_database_restart_with_exports_running_on_both(own_
             assert "Traceback" not in node.log(), node.log()[-3000:]
     done = cli("verify", env={**child_env(), "SILVEREXPORT_EVENT_LOG_URL": url})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_healthz_names_the_silver_store_while_its_database_is_away(
+    own_postgres, open_system, monkeypatch
+):
+    """The Silver store on PostgreSQL stops and starts again: /healthz says `silver_store`
+    (the setting, no password) meanwhile, and is ok again after, the node never restarted;
+    an export after that runs on a new connection."""
+    url = own_postgres.url(own_postgres.fresh_database())
+    monkeypatch.setenv("SILVEREXPORT_SILVER_URL", url)
+    system = open_system(api_keys=KEYS)
+    system.store.ingest("token_transfers", transfer_rows(60))
+    with LiveServer(make_app(system)) as base:
+        client = Recording(base)
+        until("/healthz ok", lambda: health(client)[0] == 200)
+
+        own_postgres.halt("fast")
+        assert_degraded(client, own_postgres.password, "silver_store")
+        own_postgres.resume()
+        until("/healthz ok again", lambda: health(client)[0] == 200)
+        [job] = submit(client, 1)
+        documents = until("the export done", lambda: all_finished(client, [job]))
+        assert documents[job]["status"] == "completed", documents
+        assert documents[job]["rows"] == 60
+        assert client.fives() == []

@@ -8,7 +8,12 @@ import random
 
 import pytest
 
-from silverexport.storage import ExportStorage, StorageError, stream_range, sweep_partials
+from silverexport.storage import (
+    ExportStorage,
+    ExportStorageError,
+    stream_range,
+    sweep_partials,
+)
 
 from .conftest import PART_BYTES
 
@@ -95,9 +100,9 @@ def test_abort_leaves_nothing(storage: ExportStorage):
     assert storage.size("gone.csv") is None
     assert storage.list() == []
     assert storage.list_partials() == []
-    with pytest.raises(StorageError):
+    with pytest.raises(ExportStorageError):
         writer.write(b"more")
-    with pytest.raises(StorageError):
+    with pytest.raises(ExportStorageError):
         writer.commit()
 
 
@@ -105,7 +110,7 @@ def test_writer_closed_after_commit(storage: ExportStorage):
     writer = storage.open_writer("c.csv")
     writer.write(b"done")
     writer.commit()
-    with pytest.raises(StorageError):
+    with pytest.raises(ExportStorageError):
         writer.write(b"late")
     writer.abort()  # after commit, abort leaves the committed file alone
     assert read_all(storage, "c.csv") == b"done"
@@ -153,7 +158,7 @@ def test_list_by_prefix(storage: ExportStorage):
 
 @pytest.mark.parametrize("key", ["", "../escape.csv", "sub/dir.csv", "nul\0.csv"])
 def test_keys_are_plain_names(storage: ExportStorage, key: str):
-    with pytest.raises(StorageError):
+    with pytest.raises(ExportStorageError):
         storage.open_writer(key)
 
 

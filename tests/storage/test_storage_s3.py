@@ -9,7 +9,7 @@ import pytest
 
 from silverexport.config import Settings
 from silverexport.errors import ValidationError
-from silverexport.storage import StorageError, check_at_start
+from silverexport.storage import ExportStorageError, check_at_start
 from silverexport.storage.s3 import S3Storage
 
 
@@ -35,13 +35,13 @@ def test_settings_open_the_bucket_from_url_and_aws_variables(s3_server, s3_bucke
 def test_wrong_secret_is_refused_by_the_server(s3_server, s3_bucket, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     storage = S3Storage(s3_bucket, "", endpoint_url=s3_server.endpoint_url)
-    with pytest.raises(StorageError, match="SILVEREXPORT_STORAGE_URL"):
+    with pytest.raises(ExportStorageError, match="SILVEREXPORT_STORAGE_URL"):
         check_at_start(storage)
 
 
 def test_missing_bucket_fails_the_start_check(s3_server, s3_bucket):
     storage = S3Storage("no-such-bucket-here", "", endpoint_url=s3_server.endpoint_url)
-    with pytest.raises(StorageError, match=r"SILVEREXPORT_STORAGE_URL.*no-such-bucket-here"):
+    with pytest.raises(ExportStorageError, match=r"SILVEREXPORT_STORAGE_URL.*no-such-bucket-here"):
         check_at_start(storage)
 
 
