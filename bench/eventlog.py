@@ -10,7 +10,6 @@ Targets: our appends >= 3x its append rate; our rebuild >= 2x its read-back rate
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -19,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from benchkit import machine, make_parser
 
 from silverexport.events.audit import rebuild
 from silverexport.events.log import Append
@@ -205,7 +206,7 @@ def timed(fn: Callable[[], int], expected: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--interleave", type=int, default=100, help="jobs running at once")
     parser.add_argument(
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     batches = list(ticks(args.jobs, args.interleave, args.max_batch, wide=args.wide))
     events = [e for b in batches for _, _, e in b]
     payload = sum(len(encode_data(e)) for e in events) / len(events)
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}")
+    print(machine())
     print(
         f"{args.jobs} jobs x 6 events = {len(events)} events, {args.interleave} interleaved, "
         f"{len(batches)} group commits (avg {len(events) / len(batches):.0f} events each), "

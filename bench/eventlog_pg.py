@@ -10,15 +10,13 @@ Each side gets a fresh database. Target: our appends >= 3x its append rate.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from urllib.parse import urlsplit
 
+from benchkit import machine, make_parser
 from eventlog import ticks  # the same workload as bench/eventlog.py (SQLite)
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
@@ -135,12 +133,8 @@ def append_eventsourcing(url: str, batches: Batches, *, per_tick: bool) -> float
     return stored / seconds
 
 
-def best_of(repeat: int, fn: Callable[[], float]) -> float:
-    return max(fn() for _ in range(repeat))
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=2_000)
     parser.add_argument("--interleave", type=int, default=100, help="jobs running at once")
     parser.add_argument("--writers", type=int, default=4, help="contended writers")
@@ -150,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     batches = list(ticks(args.jobs, args.interleave))
     total = sum(len(b) for b in batches)
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}")
+    print(machine())
     print(
         f"{args.jobs} jobs x 6 events = {total} events, {args.interleave} interleaved, "
         f"{len(batches)} group commits (avg {total / len(batches):.0f} events each)"
