@@ -96,7 +96,8 @@ def load(
     import psutil
 
     run = _wrk if args.client == "wrk" else _python_client
-    run(url, path, connections, args.warm_up)
+    if args.warm_up > 0:
+        run(url, path, connections, args.warm_up)
     cpu = psutil.Process(server.pid)
     before = sum(cpu.cpu_times()[:2])
     figures = run(url, path, connections, args.seconds)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         default="wrk" if WRK else "asyncio",
         help="load generator (default: wrk when installed)",
     )
-    parser.add_argument("--warm-up", type=float, default=1.0, help="seconds before each run")
+    parser.add_argument("--warm-up", type=float, default=1.0, help="seconds of warm-up (0: none)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

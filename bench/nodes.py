@@ -2,7 +2,8 @@
 server, the same run, the same job mix; and the database's own durable commit rate beside it.
 
     .venv/bin/python bench/nodes.py [--small-jobs 300] [--large-jobs 24] [--clients 8]
-                                    [--nodes 3] [--repeat 2] [--large-rows 30000]
+                                    [--nodes 3] [--repeat 2] [--mix both|small|large]
+                                    [--large-rows 30000]
                                     [--commit-seconds 2] [--url postgresql://...]
 
 Two mixes:
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="submitting threads")
     parser.add_argument("--nodes", type=int, default=3, help="the larger cluster")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each size; best counts")
+    parser.add_argument("--mix", choices=("both", "small", "large"), default="both")
     parser.add_argument("--large-rows", type=int, default=LARGE_ROWS, help="rows a large job")
     parser.add_argument("--commit-seconds", type=float, default=2.0, help="commit-rate probe")
     parser.add_argument("--url", default=None, help="an existing server (a maintenance db URL)")
@@ -285,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             args.large_jobs
         ),
     }
+    if args.mix != "both":
+        mixes = {label: bodies for label, bodies in mixes.items() if label.startswith(args.mix)}
     dbs = Databases(args.url)
     work = Path(tempfile.mkdtemp(prefix="silverexport-bench-nodes-"))
     silver = work / "silver.db"
