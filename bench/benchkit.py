@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 WORK = Path(os.environ.get("BENCH_WORK_DIR") or HERE / ".work")
 KEY = "bench-key"  # the bearer key of every server a bench starts
+DATASET = "token_transfers"  # what the export benches export
 
 
 def make_parser(doc: str) -> argparse.ArgumentParser:
@@ -93,6 +94,66 @@ def print_peak_rss(measure: Callable[[int, str], float], rows: int, formats: Ite
     for fmt in formats:
         figures = [f"{r:,} rows {measure(r, fmt):.1f} MB" for r in sizes]
         print(f"  {fmt:<{width}} " + ", ".join(figures))
+
+
+# -- cached stores --------------------------------------------------------------------------
+
+INGEST_CHUNK = 50_000  # rows per ingest transaction while building a store
+
+
+def shown(path: Path) -> Path:
+    """`path` from the repository when it lies in it (bench/.work/...), else as it is."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def cached_store(name: str, rows: int, *, same_schema: bool = False) -> tuple[Path, bool]:
+    """WORK/name: a SQLite Silver store of `rows` transfers (bench/transfers.py) built through
+    the real validated ingest, once, and kept for later runs while it holds `rows` rows and,
+    with `same_schema`, the schema a new store gets (without it, opening the store brings an
+    older layout up to date in place). Built beside and renamed, so that an interrupted build
+    leaves nothing that looks whole. Returns the path and whether it was built now."""
+    import sqlite3
+
+    from transfers import transfer_rows
+
+    from silverexport.silver.store import SilverStore
+
+    def schema(db: Path) -> list[tuple[str, str]]:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / name
+    if path.exists():
+        if same_schema:
+            with tempfile.TemporaryDirectory() as tmp:
+                SilverStore(Path(tmp) / "empty.db").close()
+                current = schema(Path(tmp) / "empty.db")
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                count = conn.execute(f"SELECT count(*) FROM {DATASET}").fetchone()[0]
+            if count == rows and schema(path) == current:
+                return path, False
+        else:
+            with SilverStore(path) as store:
+                if store.count(DATASET) == rows:
+                    return path, False
+        path.unlink()
+    building = path.with_name(path.name + ".building")
+    for leftover in WORK.glob(building.name + "*"):
+        leftover.unlink()
+    print(f"building {rows:,} rows in {shown(path)} (kept for later runs) ...", flush=True)
+    t0 = time.perf_counter()
+    with SilverStore(building) as store:
+        for start in range(0, rows, INGEST_CHUNK):
+            store.ingest(DATASET, transfer_rows(min(INGEST_CHUNK, rows - start), start))
+    elapsed = time.perf_counter() - t0
+    os.replace(building, path)
+    print(
+        f"  built in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s, {INGEST_CHUNK:,}-row "
+        f"transactions); {path.stat().st_size / 2**20:,.0f} MiB",
+        flush=True,
+    )
+    return path, True
 
 
 # -- servers --------------------------------------------------------------------------------
@@ -226,8 +287,6 @@ async def keepalive_load(url: str, path: str, connections: int, seconds: float) 
 
 
 # -- the export comparisons (bench/export.py on SQLite, bench/silver_pg.py on PostgreSQL) ----
-
-DATASET = "token_transfers"
 
 
 def plain_sql(where: str) -> str:

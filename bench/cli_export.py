@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import resource
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,41 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchkit import DATASET, WORK, clean_env, machine, make_parser
-from transfers import transfer_rows
+from benchkit import DATASET, WORK, cached_store, clean_env, machine, make_parser
 
 from silverexport.silver.catalog import get_dataset
-from silverexport.silver.store import SilverStore
 
 TARGET = 0.6
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 SCRIPT = Path(sys.executable).parent / "silverexport"
 
 
-def _schema(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
-
-
 def build(rows: int) -> Path:
     """A store of `rows` transfers, rebuilt when the code's schema has changed since."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"cli-silver-{rows}.db"
-    with tempfile.TemporaryDirectory() as tmp:
-        SilverStore(Path(tmp) / "empty.db").close()
-        current = _schema(Path(tmp) / "empty.db")
-    if path.exists():
-        with sqlite3.connect(path) as db:
-            count = db.execute(f"SELECT count(*) FROM {DATASET}").fetchone()[0]
-        if count == rows and _schema(path) == current:
-            return path
-        path.unlink()
-    print(f"building {rows:,} rows in {path} (kept for later runs) ...", flush=True)
-    t0 = time.perf_counter()
-    with SilverStore(path) as store:
-        store.ingest(DATASET, transfer_rows(rows))
-    print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
-    return path
+    return cached_store(f"cli-silver-{rows}.db", rows, same_schema=True)[0]
 
 
 def run(args: list[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:

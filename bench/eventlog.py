@@ -10,6 +10,7 @@ Targets: our appends >= 3x its append rate; our rebuild >= 2x its read-back rate
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -120,6 +121,9 @@ def ticks(
             yield batch[i : i + step]
 
 
+Batches = list[list[tuple[str, int, Event]]]  # (stream_id, version before, event) per commit
+
+
 @dataclass
 class Side:
     """One side after its appends: its append rate, its timed read-side runs, how to close it."""
@@ -129,7 +133,7 @@ class Side:
     close: Callable[[], None]
 
 
-def append_ours(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side:
+def append_ours(path: Path, batches: Batches) -> Side:
     """Our appends (group commits, views on); its run rebuilds the views from the log."""
     log = SqliteEventLog(path)
     views = ViewTables(log.db)
@@ -142,9 +146,11 @@ def append_ours(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side
     return Side(total / append_s, {"rebuild": lambda: rebuild(log, views)}, log.close)
 
 
-def append_eventsourcing(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side:
-    """Its appends (one save per event); its runs read every event back, as domain events
-    ("read") and as raw notifications ("raw")."""
+@functools.cache
+def eventsourcing_types() -> tuple[type, type]:
+    """The `eventsourcing` side: its Application class and a Job aggregate whose events each
+    carry one of ours as a dict. Imported when first asked for (--skip-eventsourcing runs
+    without the library), and made once, so each class has one topic in its registry."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 
@@ -160,21 +166,42 @@ def append_eventsourcing(path: Path, batches: list[list[tuple[str, int, Event]]]
     class Jobs(Application):
         pass
 
-    app = Jobs(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
-    jobs: dict[str, Job] = {}
-    t0 = time.perf_counter()
+    return Jobs, Job
+
+
+def save_with_eventsourcing(app, batches: Batches, *, per_tick: bool = False) -> int:
+    """Every event through `app`: one save (one durable transaction) per event, or with
+    `per_tick` one save of every job a tick touched. Returns how many events it stored."""
+    _, job_type = eventsourcing_types()
+    jobs: dict[str, object] = {}
     stored = 0
     for batch in batches:
+        touched = []
         for stream, _version, ev in batch:
             job = jobs.get(stream)
             if job is None:
-                job = jobs[stream] = Job(payload=asdict(ev))
+                job = jobs[stream] = job_type(payload=asdict(ev))
             else:
                 job.happened(payload=asdict(ev))
-            app.save(job)  # one durable transaction per event
+            if per_tick:
+                touched.append(job)
+            else:
+                app.save(job)
             stored += 1
             if isinstance(ev, JobExpired):
                 del jobs[stream]
+        if per_tick:
+            app.save(*{id(j): j for j in touched}.values())
+    return stored
+
+
+def append_eventsourcing(path: Path, batches: Batches) -> Side:
+    """Its appends (one save per event); its runs read every event back, as domain events
+    ("read") and as raw notifications ("raw")."""
+    jobs_app, _ = eventsourcing_types()
+    app = jobs_app(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+    t0 = time.perf_counter()
+    stored = save_with_eventsourcing(app, batches)
     append_s = time.perf_counter() - t0
     runs = {
         "read": lambda: _read_back(app, decode=True),

@@ -13,37 +13,23 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from benchkit import machine, make_parser
-from eventlog import ticks  # the same workload as bench/eventlog.py (SQLite)
-from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, event
+from eventlog import (  # the workload and the eventsourcing side of bench/eventlog.py
+    Batches,
+    eventsourcing_types,
+    save_with_eventsourcing,
+    ticks,
+)
 from pg_server import Databases  # fresh databases on one server
 
 from silverexport.events.log import Append
 from silverexport.events.postgres_log import PostgresEventLog
-from silverexport.events.types import Event, JobExpired, JobRequested
+from silverexport.events.types import Event, JobRequested
 
 APPEND_TARGET = 3.0
-
-
-class Job(Aggregate):
-    @event("Requested")
-    def __init__(self, payload: dict) -> None:
-        self.last = payload
-
-    @event("Happened")
-    def happened(self, payload: dict) -> None:
-        self.last = payload
-
-
-class Jobs(Application):
-    pass
-
-
-Batches = list[list[tuple[str, int, Event]]]
 
 
 def append_ours(url: str, batches: Batches, lock: str) -> float:
@@ -97,7 +83,8 @@ def append_eventsourcing(url: str, batches: Batches, *, per_tick: bool) -> float
     """Its appends through its PostgreSQL recorder (which takes LOCK TABLE ... EXCLUSIVE per
     insert): one save per event, or with `per_tick` one save of every job a tick touched."""
     parts = urlsplit(url)
-    app = Jobs(
+    jobs_app, _ = eventsourcing_types()
+    app = jobs_app(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": parts.path.lstrip("/"),
@@ -108,26 +95,8 @@ def append_eventsourcing(url: str, batches: Batches, *, per_tick: bool) -> float
             "CREATE_TABLE": "y",
         }
     )
-    jobs: dict[str, Job] = {}
-    stored = 0
     t0 = time.perf_counter()
-    for batch in batches:
-        touched = []
-        for stream, _version, ev in batch:
-            job = jobs.get(stream)
-            if job is None:
-                job = jobs[stream] = Job(payload=asdict(ev))
-            else:
-                job.happened(payload=asdict(ev))
-            if per_tick:
-                touched.append(job)
-            else:
-                app.save(job)  # one durable transaction per event
-            stored += 1
-            if isinstance(ev, JobExpired):
-                del jobs[stream]
-        if per_tick:
-            app.save(*{id(j): j for j in touched}.values())
+    stored = save_with_eventsourcing(app, batches, per_tick=per_tick)
     seconds = time.perf_counter() - t0
     app.close()
     return stored / seconds

