@@ -35,19 +35,15 @@ import time
 from pathlib import Path
 
 import psutil
+from benchkit import WORK, clean_env, make_parser
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from silverexport.events.log import Append
+from silverexport.events.sqlite_log import SqliteEventLog
+from silverexport.events.types import JobCompleted, JobRequested, JobStarted
+from silverexport.events.views import ViewTables
+from silverexport.model import ExportRequest
+from silverexport.validation import check_request
 
-from silverexport.events.log import Append  # noqa: E402
-from silverexport.events.sqlite_log import SqliteEventLog  # noqa: E402
-from silverexport.events.types import JobCompleted, JobRequested, JobStarted  # noqa: E402
-from silverexport.events.views import ViewTables  # noqa: E402
-from silverexport.model import ExportRequest  # noqa: E402
-from silverexport.validation import check_request  # noqa: E402
-
-WORK = HERE / ".work"
 TENANT, KEY = "old", "k1"
 OWNER = "bench-host-1-alive"  # the bench holds its lock: another server, running
 QUEUED = 20  # the same active set in both data dirs
@@ -185,19 +181,18 @@ def probe(data_dir: Path) -> dict:
 
 
 def run_probe(data_dir: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
     out = subprocess.run(
         [sys.executable, __file__, "--probe", str(data_dir)],
         check=True,
         capture_output=True,
         text=True,
-        env=env,
+        env=clean_env(),
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--small", type=int, default=2_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
