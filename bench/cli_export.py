@@ -19,11 +19,8 @@ later runs while its schema stays the current one.
 
 from __future__ import annotations
 
-import argparse
-import os
 import resource
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,46 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from benchkit import DATASET, WORK, cached_store, clean_env, machine, make_parser
 
-from transfers import transfer_rows  # noqa: E402
+from silverexport.silver.catalog import get_dataset
 
-from silverexport.silver.catalog import get_dataset  # noqa: E402
-from silverexport.silver.store import SilverStore  # noqa: E402
-
-DATASET = "token_transfers"
 TARGET = 0.6
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 SCRIPT = Path(sys.executable).parent / "silverexport"
 
 
-def _schema(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
-
-
 def build(rows: int) -> Path:
     """A store of `rows` transfers, rebuilt when the code's schema has changed since."""
-    work = HERE / ".work"
-    work.mkdir(exist_ok=True)
-    path = work / f"cli-silver-{rows}.db"
-    with tempfile.TemporaryDirectory() as tmp:
-        SilverStore(Path(tmp) / "empty.db").close()
-        current = _schema(Path(tmp) / "empty.db")
-    if path.exists():
-        with sqlite3.connect(path) as db:
-            count = db.execute(f"SELECT count(*) FROM {DATASET}").fetchone()[0]
-        if count == rows and _schema(path) == current:
-            return path
-        path.unlink()
-    print(f"building {rows:,} rows in {path} (kept for later runs) ...", flush=True)
-    t0 = time.perf_counter()
-    with SilverStore(path) as store:
-        store.ingest(DATASET, transfer_rows(rows))
-    print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
-    return path
+    return cached_store(f"cli-silver-{rows}.db", rows, same_schema=True)[0]
 
 
 def run(args: list[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -93,8 +62,7 @@ class Ours:
         data.mkdir()
         shutil.copyfile(store, data / "silver.db")  # ours to open, the cached store untouched
         self.data = data
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
-        self.env["SILVEREXPORT_MAX_RECORDS"] = str(max(rows, 1))
+        self.env = clean_env(max_records=str(max(rows, 1)))
         self.command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "silverexport"]
         if tree is not None:  # that tree's code, found before the installed one
             self.env["PYTHONPATH"] = str(tree)
@@ -118,14 +86,14 @@ def json_object_sql() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--old", type=Path, help="also time the code in this tree, in turns")
     args = parser.parse_args(argv)
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]} sqlite3 CLI={SQLITE3}")
+    print(f"{machine()} sqlite3 CLI={SQLITE3}")
     built = build(args.rows)
-    with tempfile.TemporaryDirectory(dir=HERE / ".work") as tmp:
+    with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         ours = Ours(built, Path(tmp) / "data", args.rows)
         old = None if args.old is None else Ours(built, Path(tmp) / "old", args.rows, args.old)
         store = str(ours.data / "silver.db")

@@ -10,7 +10,7 @@ Targets: our appends >= 3x its append rate; our rebuild >= 2x its read-back rate
 
 from __future__ import annotations
 
-import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from benchkit import machine, make_parser
 
 from silverexport.events.audit import rebuild
 from silverexport.events.log import Append
@@ -119,6 +121,9 @@ def ticks(
             yield batch[i : i + step]
 
 
+Batches = list[list[tuple[str, int, Event]]]  # (stream_id, version before, event) per commit
+
+
 @dataclass
 class Side:
     """One side after its appends: its append rate, its timed read-side runs, how to close it."""
@@ -128,7 +133,7 @@ class Side:
     close: Callable[[], None]
 
 
-def append_ours(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side:
+def append_ours(path: Path, batches: Batches) -> Side:
     """Our appends (group commits, views on); its run rebuilds the views from the log."""
     log = SqliteEventLog(path)
     views = ViewTables(log.db)
@@ -141,9 +146,11 @@ def append_ours(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side
     return Side(total / append_s, {"rebuild": lambda: rebuild(log, views)}, log.close)
 
 
-def append_eventsourcing(path: Path, batches: list[list[tuple[str, int, Event]]]) -> Side:
-    """Its appends (one save per event); its runs read every event back, as domain events
-    ("read") and as raw notifications ("raw")."""
+@functools.cache
+def eventsourcing_types() -> tuple[type, type]:
+    """The `eventsourcing` side: its Application class and a Job aggregate whose events each
+    carry one of ours as a dict. Imported when first asked for (--skip-eventsourcing runs
+    without the library), and made once, so each class has one topic in its registry."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
 
@@ -159,21 +166,42 @@ def append_eventsourcing(path: Path, batches: list[list[tuple[str, int, Event]]]
     class Jobs(Application):
         pass
 
-    app = Jobs(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
-    jobs: dict[str, Job] = {}
-    t0 = time.perf_counter()
+    return Jobs, Job
+
+
+def save_with_eventsourcing(app, batches: Batches, *, per_tick: bool = False) -> int:
+    """Every event through `app`: one save (one durable transaction) per event, or with
+    `per_tick` one save of every job a tick touched. Returns how many events it stored."""
+    _, job_type = eventsourcing_types()
+    jobs: dict[str, object] = {}
     stored = 0
     for batch in batches:
+        touched = []
         for stream, _version, ev in batch:
             job = jobs.get(stream)
             if job is None:
-                job = jobs[stream] = Job(payload=asdict(ev))
+                job = jobs[stream] = job_type(payload=asdict(ev))
             else:
                 job.happened(payload=asdict(ev))
-            app.save(job)  # one durable transaction per event
+            if per_tick:
+                touched.append(job)
+            else:
+                app.save(job)
             stored += 1
             if isinstance(ev, JobExpired):
                 del jobs[stream]
+        if per_tick:
+            app.save(*{id(j): j for j in touched}.values())
+    return stored
+
+
+def append_eventsourcing(path: Path, batches: Batches) -> Side:
+    """Its appends (one save per event); its runs read every event back, as domain events
+    ("read") and as raw notifications ("raw")."""
+    jobs_app, _ = eventsourcing_types()
+    app = jobs_app(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+    t0 = time.perf_counter()
+    stored = save_with_eventsourcing(app, batches)
     append_s = time.perf_counter() - t0
     runs = {
         "read": lambda: _read_back(app, decode=True),
@@ -205,7 +233,7 @@ def timed(fn: Callable[[], int], expected: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--interleave", type=int, default=100, help="jobs running at once")
     parser.add_argument(
@@ -226,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     batches = list(ticks(args.jobs, args.interleave, args.max_batch, wide=args.wide))
     events = [e for b in batches for _, _, e in b]
     payload = sum(len(encode_data(e)) for e in events) / len(events)
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}")
+    print(machine())
     print(
         f"{args.jobs} jobs x 6 events = {len(events)} events, {args.interleave} interleaved, "
         f"{len(batches)} group commits (avg {len(events) / len(batches):.0f} events each), "

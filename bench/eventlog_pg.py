@@ -10,42 +10,26 @@ Each side gets a fresh database. Target: our appends >= 3x its append rate.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from urllib.parse import urlsplit
 
-from eventlog import ticks  # the same workload as bench/eventlog.py (SQLite)
-from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, event
+from benchkit import machine, make_parser
+from eventlog import (  # the workload and the eventsourcing side of bench/eventlog.py
+    Batches,
+    eventsourcing_types,
+    save_with_eventsourcing,
+    ticks,
+)
 from pg_server import Databases  # fresh databases on one server
 
 from silverexport.events.log import Append
 from silverexport.events.postgres_log import PostgresEventLog
-from silverexport.events.types import Event, JobExpired, JobRequested
+from silverexport.events.types import Event, JobRequested
 
 APPEND_TARGET = 3.0
-
-
-class Job(Aggregate):
-    @event("Requested")
-    def __init__(self, payload: dict) -> None:
-        self.last = payload
-
-    @event("Happened")
-    def happened(self, payload: dict) -> None:
-        self.last = payload
-
-
-class Jobs(Application):
-    pass
-
-
-Batches = list[list[tuple[str, int, Event]]]
 
 
 def append_ours(url: str, batches: Batches, lock: str) -> float:
@@ -99,7 +83,8 @@ def append_eventsourcing(url: str, batches: Batches, *, per_tick: bool) -> float
     """Its appends through its PostgreSQL recorder (which takes LOCK TABLE ... EXCLUSIVE per
     insert): one save per event, or with `per_tick` one save of every job a tick touched."""
     parts = urlsplit(url)
-    app = Jobs(
+    jobs_app, _ = eventsourcing_types()
+    app = jobs_app(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": parts.path.lstrip("/"),
@@ -110,37 +95,15 @@ def append_eventsourcing(url: str, batches: Batches, *, per_tick: bool) -> float
             "CREATE_TABLE": "y",
         }
     )
-    jobs: dict[str, Job] = {}
-    stored = 0
     t0 = time.perf_counter()
-    for batch in batches:
-        touched = []
-        for stream, _version, ev in batch:
-            job = jobs.get(stream)
-            if job is None:
-                job = jobs[stream] = Job(payload=asdict(ev))
-            else:
-                job.happened(payload=asdict(ev))
-            if per_tick:
-                touched.append(job)
-            else:
-                app.save(job)  # one durable transaction per event
-            stored += 1
-            if isinstance(ev, JobExpired):
-                del jobs[stream]
-        if per_tick:
-            app.save(*{id(j): j for j in touched}.values())
+    stored = save_with_eventsourcing(app, batches, per_tick=per_tick)
     seconds = time.perf_counter() - t0
     app.close()
     return stored / seconds
 
 
-def best_of(repeat: int, fn: Callable[[], float]) -> float:
-    return max(fn() for _ in range(repeat))
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=2_000)
     parser.add_argument("--interleave", type=int, default=100, help="jobs running at once")
     parser.add_argument("--writers", type=int, default=4, help="contended writers")
@@ -150,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     batches = list(ticks(args.jobs, args.interleave))
     total = sum(len(b) for b in batches)
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}")
+    print(machine())
     print(
         f"{args.jobs} jobs x 6 events = {total} events, {args.interleave} interleaved, "
         f"{len(batches)} group commits (avg {total / len(batches):.0f} events each)"

@@ -11,61 +11,36 @@ Peak RSS of an export is measured in a fresh subprocess for 100k rows and for al
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from benchkit import (
+    DATASET,
+    WORK,
+    best_seconds,
+    cached_store,
+    export_cases,
+    make_parser,
+    peak_rss_mb,
+    plain_sql,
+    print_peak_rss,
+    print_rates,
+)
 
-from transfers import START_MS, STEP_MS, transfer_rows  # noqa: E402
+from silverexport.silver.writers import Filters, export_to_file
 
-from silverexport.silver.catalog import get_dataset  # noqa: E402
-from silverexport.silver.store import SilverStore  # noqa: E402
-from silverexport.silver.writers import Filters, export_to_file  # noqa: E402
-from silverexport.timeutil import normalize_time  # noqa: E402
-
-DATASET = "token_transfers"
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
 SQLITE_UTILS = str(Path(sys.executable).parent / "sqlite-utils")
 
 
 def build(rows: int) -> Path:
-    work = HERE / ".work"
-    work.mkdir(exist_ok=True)
-    path = work / f"silver-{rows}.db"
-    if path.exists():
-        with SilverStore(path) as store:  # opening brings an older layout up to date
-            if store.count(DATASET) == rows:
-                return path
-        path.unlink()
-    print(f"building {rows:,} rows in {path} (cached for later runs) ...", flush=True)
-    t0 = time.perf_counter()
-    with SilverStore(path) as store:
-        store.ingest(DATASET, transfer_rows(rows))
-    print(f"  built in {time.perf_counter() - t0:.1f} s", flush=True)
-    return path
-
-
-def plain_sql(where: str) -> str:
-    cols = ", ".join(get_dataset(DATASET).column_names)
-    return f"SELECT {cols} FROM {DATASET}{where} ORDER BY block_time, id"
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """The cached store of `rows` transfers (bench/parquet.py uses it too)."""
+    return cached_store(f"silver-{rows}.db", rows)[0]
 
 
 def run_cli(args: list[str], out: Path) -> None:
@@ -75,8 +50,7 @@ def run_cli(args: list[str], out: Path) -> None:
 
 def report(label: str, n: int, times: dict[str, float]) -> None:
     print(f"\n{label}: {n:,} rows")
-    for name, secs in times.items():
-        print(f"  {name:<20} {secs:7.3f} s  {n / secs:>11,.0f} rows/s")
+    print_rates(times, n, 20)
     for fmt, other in (("csv", "sqlite-utils --csv"), ("jsonl", "sqlite-utils --nl")):
         mine = times[f"ours {fmt}"]
         vs_cli, vs_utils = times["sqlite3 -csv"] / mine, times[other] / mine
@@ -87,42 +61,16 @@ def report(label: str, n: int, times: dict[str, float]) -> None:
         )
 
 
-def peak_rss_mb(db: Path, rows: int, fmt: str, out: Path) -> float:
-    """Peak RSS of a fresh process that only runs one export (no other allocations)."""
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork+exec.
-    code = (
-        "import re,sys; sys.path.insert(0, sys.argv[1]);"
-        "from silverexport.silver.writers import export_to_file;"
-        "export_to_file(sys.argv[2], 'token_transfers', sys.argv[4], sys.argv[5],"
-        " limit=int(sys.argv[3]));"
-        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
-    )
-    args = [sys.executable, "-c", code, str(ROOT), str(db), str(rows), fmt, str(out)]
-    done = subprocess.run(args, capture_output=True, text=True, check=True)
-    return int(done.stdout.strip()) / 1024
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N for the fast paths")
     args = parser.parse_args()
     db = build(args.rows)
-    out = HERE / ".work" / "out"
+    out = WORK / "out"
     out.mkdir(exist_ok=True)
     print(f"CPU cores: {os.cpu_count()}; SQLite {_sqlite_version()}; rows: {args.rows:,}")
-
-    # One target over the middle half of the time range.
-    lo = START_MS + args.rows // 4 * STEP_MS
-    hi = START_MS + 3 * args.rows // 4 * STEP_MS
-    frm, to = normalize_time(lo), normalize_time(hi)
-    cases = {
-        "unfiltered": (Filters(), ""),
-        "t3 + time range": (
-            Filters(target_id="t3", from_=frm, to=to),
-            f" WHERE target_id = 't3' AND block_time >= '{frm}' AND block_time < '{to}'",
-        ),
-    }
+    cases = export_cases(args.rows)  # all rows, and one target over half the time range
     run_cli([SQLITE3, "-csv", "-header", str(db), plain_sql("")], out / "warm.csv")
     for label, (filters, where) in cases.items():
         sql = plain_sql(where)
@@ -138,22 +86,21 @@ def main() -> int:
 
         utils = [SQLITE_UTILS, "query", str(db), sql]
         times = {
-            "ours csv": timed(lambda: ours("csv"), args.repeat),
-            "ours jsonl": timed(lambda: ours("jsonl"), args.repeat),
-            "sqlite3 -csv": timed(
+            "ours csv": best_seconds(lambda: ours("csv"), args.repeat),
+            "ours jsonl": best_seconds(lambda: ours("jsonl"), args.repeat),
+            "sqlite3 -csv": best_seconds(
                 cli([SQLITE3, "-csv", "-header", str(db), sql], "c.csv"), args.repeat
             ),
             # sqlite-utils is several times slower: once is enough.
-            "sqlite-utils --csv": timed(cli([*utils, "--csv"], "u.csv"), 1),
-            "sqlite-utils --nl": timed(cli([*utils, "--nl"], "u.nl"), 1),
+            "sqlite-utils --csv": best_seconds(cli([*utils, "--csv"], "u.csv"), 1),
+            "sqlite-utils --nl": best_seconds(cli([*utils, "--nl"], "u.nl"), 1),
         }
         report(label, results["csv"].rows, times)
 
-    print("\npeak RSS of one export in a fresh process:")
-    sizes = sorted({min(100_000, args.rows), args.rows})
-    for fmt in ("csv", "jsonl"):
-        figures = [f"{r:,} rows {peak_rss_mb(db, r, fmt, out / 'm'):.1f} MB" for r in sizes]
-        print(f"  {fmt:<5} " + ", ".join(figures))
+    def rss(rows: int, fmt: str) -> float:
+        return peak_rss_mb("silverexport.silver.writers", db, rows, fmt, out / "m")
+
+    print_peak_rss(rss, args.rows, ("csv", "jsonl"))
     print(f"  (this process, for reference: {_self_rss_mb():.1f} MB)")
     return 0
 

@@ -1,7 +1,7 @@
 """HTTP benchmark: `silverexport serve`, access log on, against a bare aiohttp app, same run.
 
     .venv/bin/python bench/http_serve.py [--seconds 5] [--rounds 3] [--connections 64]
-        [--rows 100000]
+        [--rows 100000] [--client wrk|asyncio] [--warm-up 1]
 
 1. `GET /v1/export/jobs/{id}` at 64 keep-alive connections: requests/s, p50 and p99 latency.
    Ours is the real `silverexport serve` process, as an operator runs it, with its access log
@@ -20,41 +20,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchkit import (
+    KEY,
+    ROOT,
+    clean_env,
+    keepalive_load,
+    machine,
+    make_parser,
+    serve_forever,
+    start_child,
+    stop,
+)
 
 REQS_TARGET, P99_TARGET, DOWNLOAD_TARGET = 0.5, 2.0, 0.8
 WRK = shutil.which("wrk")
-ROOT = Path(__file__).resolve().parent.parent
-KEY = "bench-key"
 DOWNLOAD_CONNECTIONS = 4
-_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
 # -- the two servers: `serve` itself, and the bare app (a `--serve` child process) ---------
 
 
-async def _run_app(app) -> None:
-    from aiohttp import web
-
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    print(f"http://{host}:{port}", flush=True)
-    await asyncio.Event().wait()  # until the parent kills us
-
-
 def start_serve(data_dir: Path, log_path: Path, log_format: str) -> tuple[subprocess.Popen, str]:
     """`python -m silverexport serve` on a free port, its stderr (the log) into `log_path`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
-    env |= {"SILVEREXPORT_API_KEYS": f"bench:{KEY}", "SILVEREXPORT_LOG_FORMAT": log_format}
+    env = clean_env(api_keys=f"bench:{KEY}", log_format=log_format)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "silverexport", "serve", "--port", "0", "--data-dir", data_dir],
@@ -86,92 +81,26 @@ def serve_bare(document_path: Path, file_path: Path) -> None:
     app = web.Application()
     app.router.add_get("/job", job)
     app.router.add_get("/download", download)
-    asyncio.run(_run_app(app))
+    asyncio.run(serve_forever(app))
 
 
 # -- the load generator (a `--load ...` child process) ------------------------------------
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection sending the same GET again as soon as a reply is whole."""
-
-    def __init__(self, request: bytes, until: float, latencies: list, totals: dict, closed):
-        self.request, self.until = request, until
-        self.latencies, self.totals, self.closed = latencies, totals, closed
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self._send()
-
-    def _send(self) -> None:
-        if time.perf_counter() >= self.until:
-            self.transport.close()
-            return
-        self.head, self.need, self.got = bytearray(), 0, 0
-        self.started = time.perf_counter()
-        self.transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.need:
-            self.head += data
-            end = self.head.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if self.head[9:12] not in (b"200", b"206"):
-                self.totals["errors"] += 1
-            self.need = end + 4 + int(_LENGTH.search(self.head, 0, end + 2).group(1))
-            self.got = len(self.head)
-        else:
-            self.got += len(data)
-        if self.got >= self.need:
-            self.latencies.append(time.perf_counter() - self.started)
-            self.totals["bytes"] += self.need
-            self._send()
-
-    def connection_lost(self, exc) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-async def _load(url: str, path: str, connections: int, seconds: float) -> dict:
-    host, port = url.removeprefix("http://").split(":")
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {KEY}\r\n\r\n"
-    ).encode()
-    loop = asyncio.get_running_loop()
-    latencies: list[float] = []
-    totals = {"bytes": 0, "errors": 0}
-    started = time.perf_counter()
-    until = started + seconds
-    closed = [loop.create_future() for _ in range(connections)]
-    for done in closed:
-        await loop.create_connection(
-            lambda done=done: _Connection(request, until, latencies, totals, done), host, int(port)
-        )
-    await asyncio.gather(*closed)
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-        "mb_s": totals["bytes"] / elapsed / 1e6,
-        "errors": totals["errors"],
-    }
-
-
-def load(server: subprocess.Popen, url: str, path: str, connections: int, seconds: float) -> dict:
-    """Run the load generator (after a one-second warm-up) and return its figures, with the
-    server's CPU time per request: on a small machine the client may saturate first, and CPU
-    per request still shows what the server costs."""
+def load(
+    server: subprocess.Popen, url: str, path: str, connections: int, args: argparse.Namespace
+) -> dict:
+    """Run the load generator (after a warm-up, one second unless told) and return its
+    figures, with the server's CPU time per request: on a small machine the client may
+    saturate first, and CPU per request still shows what the server costs."""
     import psutil
 
-    run = _wrk if WRK else _python_client
-    run(url, path, connections, 1)
+    run = _wrk if args.client == "wrk" else _python_client
+    if args.warm_up > 0:
+        run(url, path, connections, args.warm_up)
     cpu = psutil.Process(server.pid)
     before = sum(cpu.cpu_times()[:2])
-    figures = run(url, path, connections, seconds)
+    figures = run(url, path, connections, args.seconds)
     figures["cpu_us"] = 1e6 * (sum(cpu.cpu_times()[:2]) - before) / max(1, figures["requests"])
     return figures
 
@@ -212,23 +141,18 @@ def _wrk(url: str, path: str, connections: int, seconds: float) -> dict:
     }
 
 
-def best_of(rounds: int, servers: dict, paths: dict, connections: int, seconds: float) -> dict:
+def best_of(servers: dict, paths: dict, connections: int, args: argparse.Namespace) -> dict:
     """Alternate the servers round by round and keep each one's median run (by req/s or MB/s):
     on a shared machine, background load then hits both sides alike."""
     runs: dict[str, list[dict]] = {name: [] for name in servers}
-    for _ in range(rounds):
+    for _ in range(args.rounds):
         for name, (proc, url) in servers.items():
-            runs[name].append(load(proc, url, paths[name], connections, seconds))
+            runs[name].append(load(proc, url, paths[name], connections, args))
     key = "rps" if connections > DOWNLOAD_CONNECTIONS else "mb_s"
     return {name: sorted(r, key=lambda f: f[key])[len(r) // 2] for name, r in runs.items()}
 
 
 # -- the run ------------------------------------------------------------------------------
-
-
-def _start(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline().strip()
 
 
 def prepare(data_dir: Path, rows: int) -> tuple[str, Path, bytes]:
@@ -246,49 +170,56 @@ def prepare(data_dir: Path, rows: int) -> tuple[str, Path, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs per side")
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the downloaded file")
     parser.add_argument("--json-log", action="store_true", help="serve with JSON log lines")
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "asyncio"),
+        default="wrk" if WRK else "asyncio",
+        help="load generator (default: wrk when installed)",
+    )
+    parser.add_argument("--warm-up", type=float, default=1.0, help="seconds of warm-up (0: none)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.load:
         url, path, connections, seconds = args.load
-        print(json.dumps(asyncio.run(_load(url, path, int(connections), float(seconds)))))
+        print(json.dumps(asyncio.run(keepalive_load(url, path, int(connections), float(seconds)))))
         return 0
     if args.serve:
         serve_bare(*map(Path, args.serve))
         return 0
 
-    client = f"wrk -t2 ({WRK})" if WRK else "the asyncio client (install wrk to use it)"
+    if args.client == "wrk" and not WRK:
+        parser.error("wrk is not installed")
+    client = f"wrk -t2 ({WRK})" if args.client == "wrk" else "the asyncio client"
+    if not WRK:
+        client += " (install wrk to use it)"
     log_format = "json" if args.json_log else "text"
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]} load generator: {client}")
+    print(f"{machine()} load generator: {client}")
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         job_id, file_path, document = prepare(Path(tmp) / "data", args.rows)
         size = file_path.stat().st_size
         (Path(tmp) / "doc.json").write_bytes(document)
         servers = {
             "ours": start_serve(Path(tmp) / "data", Path(tmp) / "serve.log", log_format),
-            "bare": _start("--serve", str(Path(tmp) / "doc.json"), str(file_path)),
+            "bare": start_child(
+                [sys.executable, __file__, "--serve", str(Path(tmp) / "doc.json"), str(file_path)]
+            ),
         }
         try:
-            r, n, s = args.rounds, args.connections, args.seconds
             job_url = f"/v1/export/jobs/{job_id}"
-            status = best_of(r, servers, {"ours": job_url, "bare": "/job"}, n, s)
-            down = best_of(
-                r,
-                servers,
-                {"ours": f"{job_url}/download", "bare": "/download"},
-                DOWNLOAD_CONNECTIONS,
-                s,
-            )
+            paths = {"ours": job_url, "bare": "/job"}
+            status = best_of(servers, paths, args.connections, args)
+            paths = {"ours": f"{job_url}/download", "bare": "/download"}
+            down = best_of(servers, paths, DOWNLOAD_CONNECTIONS, args)
         finally:
             for proc, _ in servers.values():
-                proc.terminate()
-                proc.wait()
+                stop(proc)
         log = (Path(tmp) / "serve.log").read_bytes()
     print(f"job document {len(document)} bytes; downloaded file {size / 1e6:.1f} MB")
     print(

@@ -37,28 +37,20 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from benchkit import WORK, cached_store, load_average, make_parser, shown
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+from silverexport import ExportRequest, ExportSystem, JobStatus, JobView
+from silverexport.model import ExportFormat
+from silverexport.silver.catalog import DATASETS, ColumnKind, Dataset
+from silverexport.silver.writers import ExportResult, export_to_file
+from silverexport.timeutil import format_time
 
-from transfers import transfer_rows  # noqa: E402
-
-from silverexport import ExportRequest, ExportSystem, JobStatus, JobView  # noqa: E402
-from silverexport.model import ExportFormat  # noqa: E402
-from silverexport.silver.catalog import DATASETS, ColumnKind, Dataset  # noqa: E402
-from silverexport.silver.store import SilverStore  # noqa: E402
-from silverexport.silver.writers import ExportResult, export_to_file  # noqa: E402
-from silverexport.timeutil import format_time  # noqa: E402
-
-WORK = HERE / ".work"
 BIG_DATASET = "token_transfers"
 START_MS = 1_700_000_000_000
 SMALL_STEP_MS = 60_000
 SMALL_ROWS_PER_DATASET = 1_200  # 10 targets x 2 networks: 60 rows per (target, network)
 TARGETS = 10
 NETWORKS = ("ethereum", "arbitrum")
-CHUNK = 50_000
 TARGET_RATIO = 0.9
 WAIT_TIMEOUT = 600.0
 
@@ -101,29 +93,9 @@ def small_rows(ds: Dataset, n: int) -> Iterator[dict[str, Any]]:
 
 def build_big(rows: int) -> Path:
     """The cached Silver DB of `rows` transfers; built (in 50k-row transactions) if missing."""
-    WORK.mkdir(exist_ok=True)
-    path = WORK / f"jobs-silver-{rows}.db"
-    if path.exists():
-        with SilverStore(path) as store:
-            if store.count(BIG_DATASET) == rows:
-                print(f"Silver DB: {path.relative_to(ROOT)} (cached, {rows:,} rows)")
-                return path
-        path.unlink()
-    tmp = path.with_suffix(".building")
-    for leftover in WORK.glob(tmp.name + "*"):
-        leftover.unlink()
-    print(f"building {rows:,} rows in {path.relative_to(ROOT)} ...", flush=True)
-    t0 = time.perf_counter()
-    with SilverStore(tmp) as store:
-        for start in range(0, rows, CHUNK):
-            store.ingest(BIG_DATASET, transfer_rows(min(CHUNK, rows - start), start))
-    elapsed = time.perf_counter() - t0
-    os.replace(tmp, path)
-    print(
-        f"  ingest: {rows:,} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s, "
-        f"{CHUNK:,}-row transactions); {path.stat().st_size / 2**20:,.0f} MiB",
-        flush=True,
-    )
+    path, built = cached_store(f"jobs-silver-{rows}.db", rows)
+    if not built:
+        print(f"Silver DB: {shown(path)} (cached, {rows:,} rows)")
     return path
 
 
@@ -458,11 +430,6 @@ def report_big(rows: int, res: BigResult) -> bool:
     return ok
 
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
-
-
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -494,7 +461,7 @@ def _fs_type(path: Path) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=1_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
@@ -504,18 +471,21 @@ def main() -> int:
     if args.quick:
         args.jobs, args.rows = min(args.jobs, 200), min(args.rows, 100_000)
     machine()
-    WORK.mkdir(exist_ok=True)
-    print(f"jobs: {args.jobs:,}; rows: {args.rows:,}; repeat: {args.repeat}; {load()}", flush=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    print(
+        f"jobs: {args.jobs:,}; rows: {args.rows:,}; repeat: {args.repeat}; {load_average()}",
+        flush=True,
+    )
 
     small = [run_small(args, i) for i in range(args.repeat)]
     small_ok = report_small(small)
     print(f"   process peak RSS so far (ru_maxrss): {_maxrss_mib():,.0f} MiB", flush=True)
 
-    print(f"   {load()}", flush=True)
+    print(f"   {load_average()}", flush=True)
     cache = build_big(args.rows)
     big = run_big(args, cache)
     big_ok = report_big(args.rows, big)
-    print(f"   {load()}")
+    print(f"   {load_average()}")
     print(f"\nprocess peak RSS (ru_maxrss): {_maxrss_mib():,.0f} MiB")
     verdict = "PASS" if small_ok and big_ok else "FAIL"
     print(f"overall: {verdict}")

@@ -1,6 +1,7 @@
 """What /metrics costs: the request-counting middleware, on against off, in the same run.
 
     .venv/bin/python bench/metrics_cost.py [--seconds 4] [--rounds 3] [--connections 32]
+        [--calls 200000]
 
 1. The middleware's own work per request (`Metrics.observe_request`: a counter and a
    histogram child), timed in a loop.
@@ -16,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,13 +24,20 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from benchkit import (
+    KEY,
+    clean_env,
+    keepalive_load,
+    make_parser,
+    serve_forever,
+    start_child,
+    stop,
+)
 
-KEY = "bench-key"
 CPU_TARGET = 1.10
-_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
-def micro(calls: int = 200_000) -> float:
+def micro(calls: int) -> float:
     """Nanoseconds per observe_request call (one route, method and status: the hot case)."""
     from silverexport.metrics import Metrics
 
@@ -45,93 +51,23 @@ def micro(calls: int = 200_000) -> float:
 
 def serve(data_dir: str, job_id_file: str) -> None:
     """Child process: a system with one completed job, served until killed."""
-    from aiohttp import web
-
     from silverexport import ExportRequest, ExportSystem, make_app
-
-    async def run(system) -> None:
-        runner = web.AppRunner(make_app(system), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        print(f"http://{host}:{port}", flush=True)
-        await asyncio.Event().wait()
 
     with ExportSystem.open(data_dir, api_keys=f"bench:{KEY}") as system:
         system.store.ingest("positions", [])
         job = system.submit(ExportRequest(dataset="positions", format="csv"), tenant="bench")
         system.wait(job.job_id, timeout=60)
         Path(job_id_file).write_text(job.job_id)
-        asyncio.run(run(system))
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection sending the same GET again as soon as a reply is whole."""
-
-    def __init__(self, request: bytes, until: float, counts: dict, closed) -> None:
-        self.request, self.until, self.counts, self.closed = request, until, counts, closed
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self._send()
-
-    def _send(self) -> None:
-        if time.perf_counter() >= self.until:
-            self.transport.close()
-            return
-        self.buffer, self.need = bytearray(), 0
-        self.transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if not self.need:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if self.buffer[9:12] != b"200":
-                self.counts["errors"] += 1
-            self.need = end + 4 + int(_LENGTH.search(self.buffer, 0, end + 2).group(1))
-        if len(self.buffer) >= self.need:
-            self.counts["requests"] += 1
-            self._send()
-
-    def connection_lost(self, exc) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-async def load(url: str, path: str, connections: int, seconds: float) -> dict:
-    host, port = url.removeprefix("http://").split(":")
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {KEY}\r\n\r\n"
-    ).encode()
-    loop = asyncio.get_running_loop()
-    counts = {"requests": 0, "errors": 0}
-    started = time.perf_counter()
-    closed = [loop.create_future() for _ in range(connections)]
-    for done in closed:
-        await loop.create_connection(
-            lambda done=done: _Connection(request, started + seconds, counts, done),
-            host,
-            int(port),
-        )
-    await asyncio.gather(*closed)
-    counts["seconds"] = time.perf_counter() - started
-    return counts
+        asyncio.run(serve_forever(make_app(system)))
 
 
 class Server:
     def __init__(self, metrics: str, folder: Path) -> None:
         data_dir, id_file = folder / f"data-{metrics}", folder / f"job-{metrics}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SILVEREXPORT_")}
-        env["SILVEREXPORT_METRICS"] = metrics
-        self.proc = subprocess.Popen(
+        self.proc, self.url = start_child(
             [sys.executable, __file__, "--serve", str(data_dir), str(id_file)],
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
+            env=clean_env(metrics=metrics),
         )
-        self.url = self.proc.stdout.readline().strip()
         self.path = f"/v1/export/jobs/{id_file.read_text()}"
         self.process = psutil.Process(self.proc.pid)
 
@@ -140,37 +76,37 @@ class Server:
         return times.user + times.system
 
     def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        stop(self.proc)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--calls", type=int, default=200_000, help="observe_request calls timed")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(*args.serve)
         return
     print(f"cores: {os.cpu_count()}")
-    print(f"observe_request: {micro():.0f} ns per request (counter + histogram child)")
+    print(f"observe_request: {micro(args.calls):.0f} ns per request (counter + histogram child)")
     with tempfile.TemporaryDirectory() as tmp:
         servers = {m: Server(m, Path(tmp)) for m in ("on", "off")}
         try:
             results: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
-            asyncio.run(load(servers["on"].url, servers["on"].path, 4, 0.5))  # warm up
-            asyncio.run(load(servers["off"].url, servers["off"].path, 4, 0.5))
+            for server in servers.values():  # warm up
+                asyncio.run(keepalive_load(server.url, server.path, 4, 0.5))
             for _ in range(args.rounds):
                 for name, server in servers.items():
                     cpu = server.cpu()
-                    counts = asyncio.run(
-                        load(server.url, server.path, args.connections, args.seconds)
+                    figures = asyncio.run(
+                        keepalive_load(server.url, server.path, args.connections, args.seconds)
                     )
-                    assert counts["errors"] == 0, counts
-                    per_request = (server.cpu() - cpu) / counts["requests"] * 1e6
-                    results[name].append((counts["requests"] / counts["seconds"], per_request))
+                    assert figures["errors"] == 0, figures
+                    per_request = (server.cpu() - cpu) / figures["requests"] * 1e6
+                    results[name].append((figures["rps"], per_request))
             start = time.perf_counter()
             with urllib.request.urlopen(servers["on"].url + "/metrics") as resp:
                 size = len(resp.read())

@@ -2,12 +2,15 @@
 server, the same run, the same job mix; and the database's own durable commit rate beside it.
 
     .venv/bin/python bench/nodes.py [--small-jobs 300] [--large-jobs 24] [--clients 8]
-                                    [--repeat 2] [--url postgresql://...]
+                                    [--nodes 3] [--repeat 2] [--mix both|small|large]
+                                    [--large-rows 30000]
+                                    [--commit-seconds 2] [--url postgresql://...]
 
 Two mixes:
 - `small`: exports of 20 rows, so a job costs little more than its appends (request, start,
   completion: one durable transaction each, under the log's one table lock): the log bounds it;
-- `large`: exports of 30,000 rows (CSV, gzip every other one): the export's CPU bounds it.
+- `large`: exports of `--large-rows` (30,000) rows (CSV, gzip every other one): the export's
+  CPU bounds it.
 
 Each run gets a fresh database and N real `silverexport serve` processes on 127.0.0.1
 (tests/reliability/multinode.py's Cluster: a data dir each, one shared export directory, the
@@ -29,7 +32,6 @@ the load average), so the ratio says what more processes buy here, not on more m
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import shutil
@@ -44,15 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from benchkit import load_average, machine, make_parser
 from pg_server import Databases  # fresh databases on one server
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(1, str(ROOT))  # tests/reliability's cluster harness and row maker
-
-from silverexport.silver.store import SilverStore  # noqa: E402
-from tests.actors.conftest import transfer_rows  # noqa: E402
-from tests.reliability.multinode import Cluster  # noqa: E402
-from tests.reliability.serve_process import Client  # noqa: E402
+from silverexport.silver.store import SilverStore
+from tests.actors.conftest import transfer_rows  # tests/: the cluster harness and row maker
+from tests.reliability.multinode import Cluster
+from tests.reliability.serve_process import Client
 
 SMALL_ROWS, LARGE_ROWS = 20, 30_000
 DEADLINE = 600.0  # seconds for one run's jobs to complete
@@ -73,12 +73,13 @@ def large_mix(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def fill(silver: Path) -> None:
+def fill(silver: Path, large_rows: int) -> None:
     store = SilverStore(silver)
     try:
-        for start in range(0, LARGE_ROWS, 10_000):
-            store.ingest("token_transfers", transfer_rows(10_000, target="large", start=start))
-        store.ingest("token_transfers", transfer_rows(SMALL_ROWS, target="small", start=LARGE_ROWS))
+        for start in range(0, large_rows, 10_000):
+            n = min(10_000, large_rows - start)
+            store.ingest("token_transfers", transfer_rows(n, target="large", start=start))
+        store.ingest("token_transfers", transfer_rows(SMALL_ROWS, target="small", start=large_rows))
     finally:
         store.close()
 
@@ -240,7 +241,7 @@ def run(url: str, root: Path, silver: Path, nodes: int, bodies: list[dict], clie
     return measured(url, nodes, len(bodies), lock)
 
 
-def commit_rate(url: str, connections: int, seconds: float = 2.0) -> float:
+def commit_rate(url: str, connections: int, seconds: float) -> float:
     """Durable one-row INSERT transactions per second from `connections` at once."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS commit_probe (n BIGINT, at TIMESTAMPTZ)")
@@ -266,34 +267,36 @@ def shares(holder: dict[str, float]) -> str:
     return ", ".join(f"{state} {share:.0%}" for state, share in holder.items())
 
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--small-jobs", type=int, default=300)
     parser.add_argument("--large-jobs", type=int, default=24)
     parser.add_argument("--clients", type=int, default=8, help="submitting threads")
     parser.add_argument("--nodes", type=int, default=3, help="the larger cluster")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each size; best counts")
+    parser.add_argument("--mix", choices=("both", "small", "large"), default="both")
+    parser.add_argument("--large-rows", type=int, default=LARGE_ROWS, help="rows a large job")
+    parser.add_argument("--commit-seconds", type=float, default=2.0, help="commit-rate probe")
     parser.add_argument("--url", default=None, help="an existing server (a maintenance db URL)")
     args = parser.parse_args(argv)
 
-    print(f"cpu_count={os.cpu_count()} python={sys.version.split()[0]}; {load()}")
+    print(f"{machine()}; {load_average()}")
     mixes = {
         f"small ({SMALL_ROWS} rows a job, {args.small_jobs} jobs)": small_mix(args.small_jobs),
-        f"large ({LARGE_ROWS:,} rows a job, {args.large_jobs} jobs)": large_mix(args.large_jobs),
+        f"large ({args.large_rows:,} rows a job, {args.large_jobs} jobs)": large_mix(
+            args.large_jobs
+        ),
     }
+    if args.mix != "both":
+        mixes = {label: bodies for label, bodies in mixes.items() if label.startswith(args.mix)}
     dbs = Databases(args.url)
     work = Path(tempfile.mkdtemp(prefix="silverexport-bench-nodes-"))
     silver = work / "silver.db"
     best: dict[tuple[str, int], Run] = {}
     try:
-        fill(silver)
+        fill(silver, args.large_rows)
         print(dbs.describe())
-        commits = {n: commit_rate(dbs.fresh(), n) for n in (1, 4)}
+        commits = {n: commit_rate(dbs.fresh(), n, args.commit_seconds) for n in (1, 4)}
         for c, rate in commits.items():
             print(f"database commit rate, {c} connection(s): {rate:,.0f} durable commits/s")
         for label, bodies in mixes.items():
@@ -315,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         dbs.close()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"best of {args.repeat}; {load()}")
+    print(f"best of {args.repeat}; {load_average()}")
     for label in mixes:
         one, many = best[(label, 1)], best[(label, args.nodes)]
         print(

@@ -16,38 +16,29 @@ once through the real ingest), in the same run:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
+import pyarrow as pa
+import pyarrow.parquet as pq
+from benchkit import (
+    DATASET,
+    WORK,
+    best_seconds,
+    make_parser,
+    peak_rss_mb,
+    print_peak_rss,
+    print_rates,
+)
+from export import build
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from export import build, peak_rss_mb  # noqa: E402
-
-from silverexport.silver import parquet_sqlite  # noqa: E402
-from silverexport.silver.catalog import ColumnKind, get_dataset  # noqa: E402
-from silverexport.silver.parquet import arrow_schema  # noqa: E402
-from silverexport.silver.writers import Filters, export_to_file  # noqa: E402
-
-DATASET = "token_transfers"
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from silverexport.silver import parquet_sqlite
+from silverexport.silver.catalog import ColumnKind, get_dataset
+from silverexport.silver.parquet import arrow_schema
+from silverexport.silver.writers import Filters, export_to_file
 
 
 def duckdb_copy(db: Path, out: Path, rows: int, schema: pa.Schema) -> Callable[[], None] | None:
@@ -140,12 +131,12 @@ def prepass(db: Path, rows: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     db = build(args.rows)
-    out = HERE / ".work" / "out"
+    out = WORK / "out"
     out.mkdir(exist_ok=True)
     n = args.rows
     print(f"CPU cores: {os.cpu_count()}; SQLite {sqlite3.sqlite_version}; pyarrow {pa.__version__}")
@@ -154,22 +145,21 @@ def main() -> int:
         return lambda: export_to_file(db, DATASET, fmt, out / f"ours.{fmt}", limit=n)
 
     times = {
-        "ours parquet": best(ours("parquet"), args.repeat),
-        "ours csv": best(ours("csv"), args.repeat),
+        "ours parquet": best_seconds(ours("parquet"), args.repeat),
+        "ours csv": best_seconds(ours("csv"), args.repeat),
     }
     export_to_file(db, DATASET, "jsonl", out / "ours.jsonl", limit=n)
     shapes = prepass(db, n)
     schema = arrow_schema(get_dataset(DATASET), shapes)
     duck = duckdb_copy(db, out / "duckdb.parquet", n, schema)
     if duck is not None:
-        times["duckdb COPY"] = best(duck, args.repeat)
-    times["decimal pre-pass"] = best(lambda: prepass(db, n), args.repeat)
-    times["read: ADBC"] = best(lambda: read_with_adbc(db, n), args.repeat)
-    times["read: sqlite3"] = best(lambda: read_with_sqlite3(db, n), args.repeat)
+        times["duckdb COPY"] = best_seconds(duck, args.repeat)
+    times["decimal pre-pass"] = best_seconds(lambda: prepass(db, n), args.repeat)
+    times["read: ADBC"] = best_seconds(lambda: read_with_adbc(db, n), args.repeat)
+    times["read: sqlite3"] = best_seconds(lambda: read_with_sqlite3(db, n), args.repeat)
 
     print(f"\n{DATASET}: {n:,} rows (best of {args.repeat})")
-    for name, secs in times.items():
-        print(f"  {name:<18} {secs:7.3f} s  {n / secs:>11,.0f} rows/s")
+    print_rates(times, n, 18)
     ratio = times["ours csv"] / times["ours parquet"]
     met = "met" if ratio >= 0.5 else "MISSED"
     print(f"  parquet: {ratio:.2f}x our CSV rows/s (target >= 0.5x: {met})")
@@ -185,11 +175,10 @@ def main() -> int:
     types = {f.name: str(f.type) for f in pq.read_schema(out / "ours.parquet")}
     print(f"  our amount column: {types['amount']}; block_time: {types['block_time']}")
 
-    print("\npeak RSS of one export in a fresh process:")
-    sizes = sorted({min(100_000, n), n})
-    for fmt in ("parquet", "csv"):
-        figures = [f"{r:,} rows {peak_rss_mb(db, r, fmt, out / 'm'):.1f} MB" for r in sizes]
-        print(f"  {fmt:<7} " + ", ".join(figures))
+    def rss(rows: int, fmt: str) -> float:
+        return peak_rss_mb("silverexport.silver.writers", db, rows, fmt, out / "m")
+
+    print_peak_rss(rss, n, ("parquet", "csv"))
     return 0
 
 

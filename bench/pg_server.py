@@ -4,10 +4,9 @@ PostgreSQL 15 started on 127.0.0.1 (fsync on, as the tests start it) and stopped
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
+import benchkit  # noqa: F401 (puts the repository, and so tests/, on sys.path)
 import psycopg
 
 
@@ -17,7 +16,6 @@ class Databases:
     def __init__(self, url: str | None):
         self.server = None
         if url is None:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests/
             from tests.postgres_server import PostgresServer, available
 
             if not available():

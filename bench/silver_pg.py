@@ -19,38 +19,28 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
+from benchkit import (
+    DATASET,
+    WORK,
+    best_seconds,
+    export_cases,
+    make_parser,
+    peak_rss_mb,
+    plain_sql,
+    print_peak_rss,
+    print_rates,
+)
+from pg_server import Databases
+from transfers import STEP_MS, transfer_rows
 
-from transfers import START_MS, STEP_MS, transfer_rows  # noqa: E402
+from silverexport.silver.catalog import get_dataset
+from silverexport.silver.postgres_export import export_to_file
+from silverexport.silver.postgres_store import PostgresSilverStore
+from silverexport.silver.writers import Filters
 
-from silverexport.silver.catalog import get_dataset  # noqa: E402
-from silverexport.silver.postgres_export import export_to_file  # noqa: E402
-from silverexport.silver.postgres_store import PostgresSilverStore  # noqa: E402
-from silverexport.silver.writers import Filters  # noqa: E402
-from silverexport.timeutil import normalize_time  # noqa: E402
-
-DATASET = "token_transfers"
 PSQL = os.environ.get("PSQL", "/usr/lib/postgresql/15/bin/psql")
-
-
-def plain_sql(where: str) -> str:
-    cols = ", ".join(get_dataset(DATASET).column_names)
-    return f"SELECT {cols} FROM {DATASET}{where} ORDER BY block_time, id"
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def psql_copy(url: str, sql: str, out: Path) -> None:
@@ -60,20 +50,6 @@ def psql_copy(url: str, sql: str, out: Path) -> None:
             stdout=f,
             check=True,
         )
-
-
-def peak_rss_mb(url: str, rows: int, fmt: str, out: Path) -> float:
-    """Peak RSS (VmHWM) of a fresh process that only runs one export."""
-    code = (
-        "import re,sys; sys.path.insert(0, sys.argv[1]);"
-        "from silverexport.silver.postgres_export import export_to_file;"
-        "export_to_file(sys.argv[2], 'token_transfers', sys.argv[4], sys.argv[5],"
-        " limit=int(sys.argv[3]));"
-        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
-    )
-    args = [sys.executable, "-c", code, str(ROOT), url, str(rows), fmt, str(out)]
-    done = subprocess.run(args, capture_output=True, text=True, check=True)
-    return int(done.stdout.strip()) / 1024
 
 
 def fill(url: str, rows: int, ingested: int) -> None:
@@ -109,20 +85,11 @@ def fill(url: str, rows: int, ingested: int) -> None:
 
 def run(url: str, args: argparse.Namespace) -> None:
     fill(url, args.rows, args.ingest)
-    out = HERE / ".work" / "pg"
+    out = WORK / "pg"
     out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     print(f"CPU cores: {os.cpu_count()}; load average {load:.2f}; rows: {args.rows:,}")
-    lo = START_MS + args.rows // 4 * STEP_MS
-    hi = START_MS + 3 * args.rows // 4 * STEP_MS
-    frm, to = normalize_time(lo), normalize_time(hi)
-    cases = {
-        "unfiltered": (Filters(), ""),
-        "t3 + time range": (
-            Filters(target_id="t3", from_=frm, to=to),
-            f" WHERE target_id = 't3' AND block_time >= '{frm}' AND block_time < '{to}'",
-        ),
-    }
+    cases = export_cases(args.rows)
     psql_copy(url, plain_sql(""), out / "warm.csv")  # the table in the page cache for both
     for label, (filters, where) in cases.items():
         results = {}
@@ -133,29 +100,28 @@ def run(url: str, args: argparse.Namespace) -> None:
             )
 
         times = {
-            "ours csv": timed(lambda: ours("csv"), args.repeat),
-            "ours jsonl": timed(lambda: ours("jsonl"), args.repeat),
-            "psql \\copy csv": timed(
+            "ours csv": best_seconds(lambda: ours("csv"), args.repeat),
+            "ours jsonl": best_seconds(lambda: ours("jsonl"), args.repeat),
+            "psql \\copy csv": best_seconds(
                 lambda w=where: psql_copy(url, plain_sql(w), out / "psql.csv"), args.repeat
             ),
         }
         n = results["csv"].rows
         print(f"\n{label}: {n:,} rows")
-        for name, secs in times.items():
-            print(f"  {name:<16} {secs:7.3f} s  {n / secs:>11,.0f} rows/s")
+        print_rates(times, n, 16)
         for fmt in ("csv", "jsonl"):
             ratio = times["psql \\copy csv"] / times[f"ours {fmt}"]
             met = "met" if ratio >= 0.6 else "MISSED"
             print(f"  ours {fmt}: {ratio:.2f}x psql \\copy's rows/s (target >= 0.6x: {met})")
-    print("\npeak RSS of one export in a fresh process:")
-    sizes = sorted({min(100_000, args.rows), args.rows})
-    for fmt in ("csv", "jsonl"):
-        figures = [f"{r:,} rows {peak_rss_mb(url, r, fmt, out / 'm'):.1f} MB" for r in sizes]
-        print(f"  {fmt:<5} " + ", ".join(figures))
+
+    def rss(rows: int, fmt: str) -> float:
+        return peak_rss_mb("silverexport.silver.postgres_export", url, rows, fmt, out / "m")
+
+    print_peak_rss(rss, args.rows, ("csv", "jsonl"))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N")
     parser.add_argument(
@@ -163,18 +129,14 @@ def main() -> int:
     )
     parser.add_argument("--url", help="a PostgreSQL database to use (default: start one)")
     args = parser.parse_args()
-    server = None
-    url = args.url
-    if url is None:
-        from tests import postgres_server
-
-        server = postgres_server.PostgresServer().start()
-        url = server.url(server.fresh_database())
+    if args.url is not None:
+        run(args.url, args)  # rows already there from an earlier run are used again
+        return 0
+    dbs = Databases(None)
     try:
-        run(url, args)
+        run(dbs.fresh(), args)
     finally:
-        if server is not None:
-            server.stop()
+        dbs.close()
     return 0
 
 

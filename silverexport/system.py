@@ -1,9 +1,9 @@
 """ExportSystem: the composition root — opens the log, views, Silver store and actors.
 
 The CLI, the HTTP server, tests and embedding ingestion processes all start here.
-Its helpers have modules of their own: job_pages.py (one page of the jobs list),
-thread_readers.py (a read connection per thread) and supervisor_clock.py (the Tick timer and
-the Wake and Schedule nudges).
+Its helpers have modules of their own: view_reads.py (the reads of the persisted views and
+the log), job_pages.py (one page of the jobs list), thread_readers.py (a read connection per
+thread) and supervisor_clock.py (the Tick timer and the Wake and Schedule nudges).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ from .config import Settings
 from .errors import NotFoundError, StorageError
 from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
-from .events.views import to_view
-from .job_pages import query_jobs
 from .job_view_cache import RECENT_VIEWS, JobViewCache
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
@@ -39,6 +37,7 @@ from .storage import ExportStorage, ExportStorageError, check_at_start
 from .supervisor_clock import SupervisorClock
 from .thread_readers import ThreadReaders
 from .validation import check_request
+from .view_reads import PersistedReads
 from .webhooks import Resolver, WebhookService
 
 ASK_TIMEOUT = 60.0
@@ -46,8 +45,11 @@ ASK_TIMEOUT = 60.0
 quiet_client_errors()  # a client's 4xx is not worth a pykka traceback in the log
 
 
-class ExportSystem:
-    """A running export system on one data directory. Use as a context manager."""
+class ExportSystem(PersistedReads):
+    """A running export system on one data directory. Use as a context manager.
+
+    Its reads of the persisted views and of the log (history, the jobs list, counts) are in
+    view_reads.py; here are the opening, the closing, and what goes through the supervisor."""
 
     def __init__(
         self,
@@ -306,20 +308,6 @@ class ExportSystem:
             view = replace(view, queue_position=position)
         return view
 
-    def _stored(self, job_id: str) -> JobView | None:
-        state = self._readers.read(self.log.projector.read_state, job_id)
-        return None if state is None else to_view(state)
-
-    def _positioned(self, view: JobView) -> JobView:
-        """The view with its queue_position, when queued (SPEC §5)."""
-        if view.status is not JobStatus.QUEUED:
-            return view
-        position = self.queue.position(view.job_id)
-        if position is None:
-            # Another process will start it: count the jobs queued before it, anywhere.
-            position = 1 + self._readers.read(self.log.projector.queued_ahead_of, view.job_id)
-        return replace(view, queue_position=position)
-
     def wait(self, job_id: str, timeout: float = 60.0, *, tenant: str | None = None) -> JobView:
         """Block until the job is finished (or expired); TimeoutError after `timeout` s."""
         deadline = time.monotonic() + timeout
@@ -345,73 +333,6 @@ class ExportSystem:
     def prune(self) -> list[str]:
         """Expire every finished job past its retention now; returns their ids."""
         return self._ask(Prune())
-
-    def events(self, job_id: str, *, tenant: str | None = None) -> list[RecordedEvent]:
-        """The job's whole history, from the log."""
-        self.status(job_id, tenant=tenant)
-        return self._readers.read(
-            lambda reader: list(self.log.read_from(reader, 0, stream_id=job_id))
-        )
-
-    def events_after(self, after_seq: int, *, limit: int) -> list[RecordedEvent]:
-        """Up to `limit` events of any job after `after_seq`, in seq order (whoever wrote them)."""
-
-        def page(reader: Any) -> list[RecordedEvent]:
-            events = self.log.read_from(reader, after_seq)
-            try:
-                return [event for event, _ in zip(events, range(limit), strict=False)]
-            finally:
-                events.close()
-
-        return self._readers.read(page)
-
-    def last_seq(self) -> int:
-        """The newest seq in the log (0 when empty)."""
-        return self._readers.read(self.log.projector.last_seq)
-
-    def job_counts(self) -> dict[str, int]:
-        """Jobs per status as this node's views say: one GROUP BY, for /metrics."""
-        return self._readers.read(self.log.projector.status_counts)  # StorageError: 503, not 500
-
-    def health_checks(self) -> dict[str, Callable[[], object]]:
-        """For /healthz: a blocking check per backend this node needs, each raising one of
-        our errors (a one-line reason, no password) when its backend is out of reach. The
-        event log is asked through the calling thread's reader; the Silver store only when it
-        is a server (an SQLite file has nothing to be out of reach of); the export store by
-        writing a probe file, or a HEAD of the bucket."""
-        checks: dict[str, Callable[[], object]] = {"event_log": self.last_seq}
-        check_silver = getattr(self.store, "check", None)
-        if check_silver is not None:
-            checks["silver_store"] = check_silver
-        if self.storage is not None:
-            checks["export_storage"] = self._check_storage
-        return checks
-
-    def _check_storage(self) -> None:
-        check_at_start(self.storage, quick=True)  # the line said at start: the setting
-
-    def list(
-        self,
-        *,
-        tenant: str | None = None,
-        status: JobStatus | str | None = None,
-        dataset: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[JobView], str | None]:
-        """Jobs newest first, one page at a time; `cursor` is the previous page's next_cursor."""
-        views, next_cursor = self._readers.read(
-            lambda reader: query_jobs(
-                reader,
-                newest=self.log.projector.newest_states,  # the views' SQL for this backend
-                tenant=tenant,
-                status=status,
-                dataset=dataset,
-                limit=limit,
-                cursor=cursor,
-            )
-        )
-        return [self._positioned(v) for v in views], next_cursor
 
     def file_path(self, view: JobView) -> Path | None:
         """Where a completed job's file lies on this machine, when the store is a directory

@@ -72,7 +72,7 @@ class ExportActor(pykka.ThreadingActor):
     def _run(self) -> None:
         job = self.job
         job_id = job.job_id
-        name = files.final_name(job_id, job.extension)
+        name = files.final_name(job_id, self.attempt, job.extension)  # this attempt's alone
         last_report = time.monotonic()
 
         def on_progress(rows: int) -> None:

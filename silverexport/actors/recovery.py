@@ -60,7 +60,6 @@ def recover_orphans(
         elif state["status"] == RUNNING:
             attempt = state["attempts"]
             retry = attempt < MAX_ATTEMPTS
-            files.remove_parts(storage, job_id)
             try:
                 book.append(
                     job_id,
@@ -72,7 +71,10 @@ def recover_orphans(
                     ),
                 )
             except ConcurrencyError:
-                continue
+                continue  # recovered by another process, which removes the partials
+            # Only after the append: a process that judged from a stale view must not remove
+            # what the attempt that now runs is writing.
+            files.remove_parts(storage, job_id, attempt)
             if retry:
                 enqueue(state["tenant"], job_id)
 

@@ -319,16 +319,14 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             except ConcurrencyError:
                 pass
         # Superseded (cancelled, or recovered by another process): the file is not ours to keep.
-        # While another attempt runs (on another node, on a shared store) the name is also
-        # its: its commit replaces our file, and if it fails instead, the sweeps remove ours.
+        # The name is this attempt's alone (files.final_name), so removing it never touches
+        # the file of the attempt that runs now or completed, whenever that one commits.
         if isinstance(msg, Done):
             state = self.book.get(msg.job_id)
-            kept = state is not None and (
-                state["status"] in ACTIVE
-                or (
-                    state["status"] == JobStatus.COMPLETED.value
-                    and state["file_name"] == msg.file_name
-                )
+            kept = (
+                state is not None
+                and state["status"] == JobStatus.COMPLETED.value
+                and state["file_name"] == msg.file_name
             )
             if not kept:
                 files.discard(self.storage, msg.file_name)

@@ -23,7 +23,7 @@ def test_full_lifecycle_produces_a_whole_file_and_its_history(open_system):
     done = system.wait(job.job_id, timeout=30)
     assert done.status is JobStatus.COMPLETED
     assert (done.rows, done.truncated, done.attempts) == (50, False, 1)
-    assert done.file_name == f"{job.job_id}.csv"
+    assert done.file_name == f"{job.job_id}.a1.csv"  # attempt 1's own name
     body = stored_bytes(system, done)
     assert done.bytes == len(body)
     assert done.sha256 == hashlib.sha256(body).hexdigest()

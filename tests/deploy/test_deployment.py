@@ -78,7 +78,8 @@ def test_ingest_on_one_node_export_on_the_other_download_from_both(cluster, back
         assert status == 202, job
         finished = cluster.wait_job("a", job["job_id"])
         assert finished["status"] == "completed", finished
-        key = f"{job['job_id']}.{'jsonl.gz' if body.get('compression') else body['format']}"
+        ext = "jsonl.gz" if body.get("compression") else body["format"]
+        key = f"{job['job_id']}.a1.{ext}"
         assert backends.objects(job["job_id"]) == [key]  # in the bucket, and only there
         assert not any(p.name == key for p in cluster.root.rglob("*"))
         reference = sqlite_system_export(tmp_path, rows_file, body)
@@ -128,7 +129,7 @@ def test_expiry_deletes_the_object_from_the_bucket(backends, tmp_path):
         )
         present = backends.objects(job["job_id"])
         if cluster.job("b", job["job_id"])["status"] == "completed":  # not yet past its TTL
-            assert present == [f"{job['job_id']}.csv"], present
+            assert present == [f"{job['job_id']}.a1.csv"], present
         assert done["status"] in ("completed", "expired"), done
         expired = cluster.wait_job("b", job["job_id"], lambda j: j["status"] == "expired")
         assert expired["sha256"] == done["sha256"]
@@ -190,7 +191,7 @@ def test_the_job_of_a_sigkilled_node_is_finished_by_the_other(backends, tmp_path
         status, headers, content = get(b, done["download_url"])
         assert status == 200 and hashlib.sha256(content).hexdigest() == done["sha256"]
         assert headers["etag"] == f'"{done["sha256"]}"'
-        assert backends.objects(job_id) == [f"{job_id}.csv"]
+        assert backends.objects(job_id) == [f"{job_id}.a2.csv"]  # attempt 2's own
         wait_for(lambda: backends.uploads(job_id) == [], what="a's upload swept")
         checked = cli("verify", "--data-dir", str(b.data_dir), env=cluster.node_env("b"))
         assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -448,8 +448,7 @@ class CrashChecks:
             for job_id in job_ids:
                 job = client.json("GET", f"/v1/export/jobs/{job_id}")[1]
                 if job["status"] == "completed":
-                    ext = job["format"] + (".gz" if job["compression"] else "")
-                    wanted.add(f"{job_id}.{ext}")
+                    wanted.add(completed_file_name(client, job_id))
         finally:
             client.close()
         present = {p.name for p in self.exports.iterdir()}
@@ -459,6 +458,14 @@ class CrashChecks:
                 f"files: stray {sorted(present - wanted)[:5]}, missing {sorted(wanted - present)}"
             )
             self.figures.lost += len(wanted - present)
+
+
+def completed_file_name(client: Client, job_id: str) -> str:
+    """The file name the job's JobCompleted records (its completing attempt's own)."""
+    status, body = client.json("GET", f"/v1/export/jobs/{job_id}/events")
+    assert status == 200, body
+    (done,) = [e for e in body["events"] if e["type"] == "JobCompleted"]
+    return done["data"]["file_name"]
 
 
 class Submitter(threading.Thread):

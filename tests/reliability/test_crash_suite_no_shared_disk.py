@@ -26,7 +26,14 @@ from silverexport.silver.postgres_store import PostgresSilverStore
 from tests.actors.conftest import transfer_rows
 from tests.deploy.backends import Backends, made_backends
 
-from .crash_checks import SEED, SMALL_ROWS, fill_store, mode_env, seeded_modes
+from .crash_checks import (
+    SEED,
+    SMALL_ROWS,
+    completed_file_name,
+    fill_store,
+    mode_env,
+    seeded_modes,
+)
 from .reliability_figures import record
 from .serve_process import Client, ServeProcess, child_env, soak
 from .test_crash_suite import BIG_ROWS, Crasher
@@ -35,10 +42,6 @@ ROUNDS = 40 if soak() else int(os.environ.get("SILVEREXPORT_CRASH_ROUNDS", "8"))
 LEASE = 1.0  # the restarted node waits out its killed self's lease each round
 SWEEP = 0.3  # seconds between sweeps of dead attempts' uploads
 UPLOAD_WAIT = 30.0  # at most this long for a large export's first part to reach the bucket
-
-
-def extension(job: dict) -> str:
-    return job["format"] + (".gz" if job["compression"] else "")
 
 
 class NoSharedDiskCrasher(Crasher):
@@ -109,7 +112,7 @@ class NoSharedDiskCrasher(Crasher):
             for job_id in job_ids:
                 job = client.json("GET", f"/v1/export/jobs/{job_id}")[1]
                 if job["status"] == "completed":
-                    wanted[f"{job_id}.{extension(job)}"] = job["bytes"]
+                    wanted[completed_file_name(client, job_id)] = job["bytes"]
         finally:
             client.close()
         present = self.backends.sizes()

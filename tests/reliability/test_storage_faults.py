@@ -91,7 +91,7 @@ def test_export_directory_turning_unwritable_mid_export(open_system):
     job = system.submit(TRANSFERS)
     assert writer.started.wait(WAIT)
     exports = system.settings.exports_dir
-    assert job_files(system, job.job_id) == [f"{job.job_id}.csv.attempt1.part"]
+    assert job_files(system, job.job_id) == [f"{job.job_id}.a1.csv.attempt1.part"]
     with unwritable(exports) as cause:
         writer.gate.set()
         view = system.wait(job.job_id, timeout=WAIT)
@@ -289,7 +289,7 @@ def test_outcome_whose_append_fails_is_kept_and_recorded_later(open_system, monk
     locker = lock_events(system)
     try:
         writer.gate.set()
-        final = system.settings.exports_dir / f"{job.job_id}.csv"
+        final = system.settings.exports_dir / f"{job.job_id}.a1.csv"
         wait_until(final.exists, what="the file to be published")
 
         def pending() -> list:  # a fresh ask each time: a proxy's future keeps its first value
@@ -318,7 +318,7 @@ def test_outcome_whose_append_fails_is_kept_and_recorded_later(open_system, monk
         "JobStarted",
         "JobCompleted",
     ]
-    assert job_files(system, job.job_id) == [f"{job.job_id}.csv"]
+    assert job_files(system, job.job_id) == [f"{job.job_id}.a1.csv"]
     assert_completes(system, rows=3)
 
 

@@ -49,7 +49,7 @@ def test_sigkill_mid_upload_leaves_no_object_and_recovery_aborts_the_upload(on_s
     try:
         lines = worker.read_until("MIDWAY", "READY")
         accepted = [line.split()[1] for line in lines if line.startswith("ACCEPTED")]
-        final_key = f"{PREFIX}{accepted[0]}.csv"
+        final_key = f"{PREFIX}{accepted[0]}.a1.csv"  # attempt 1's
         left = wait_until(
             lambda: [
                 u
