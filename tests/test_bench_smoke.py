@@ -65,7 +65,7 @@ SMOKES = [
     Smoke(
         "finished_jobs.py",
         "--small 10 --large 30 --repeat 1",
-        r"^status old job \(API, p50\) .* [0-9.]+x$",
+        r"^status old job, again \(API\) .* [0-9.]+x$",
     ),
     Smoke(
         "metrics_cost.py",
