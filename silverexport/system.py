@@ -22,6 +22,7 @@ from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
 from .actors.messages import Cancel, CatchUp, Load, Prune, Submit, Tick
 from .actors.quiet_asks import quiet_client_errors
+from .actors.shared_queue import SharedQueue
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
@@ -65,7 +66,11 @@ class ExportSystem:
         self.views = JobViewCache(RECENT_VIEWS)
         self._readers: ThreadReaders | None = None
         self._metrics_lock = threading.Lock()
-        self.queue = FairQueue()
+        # The nodes of one PostgreSQL log start each other's queued jobs (SPEC §5, §8); a
+        # SQLite log's serving process, and a one-shot command anywhere, only their own.
+        self.queue: FairQueue | SharedQueue = (
+            SharedQueue() if settings.event_log_url and run_jobs and recover else FairQueue()
+        )
         self._clock: SupervisorClock | None = None
         self._wakeup: Wakeup | None = None
         self.supervisor: pykka.ActorRef | None = None
@@ -311,6 +316,12 @@ class ExportSystem:
         if view.status is not JobStatus.QUEUED:
             return view
         position = self.queue.position(view.job_id)
+        if position is None and isinstance(self.queue, SharedQueue):
+            # Queued by another node and not read here yet: read it, then it has its place in
+            # the order every node works out alike.
+            with contextlib.suppress(StorageError):
+                self.catch_up()
+                position = self.queue.position(view.job_id)
         if position is None:
             # Another process will start it: count the jobs queued before it, anywhere.
             position = 1 + self._readers.read(self.log.projector.queued_ahead_of, view.job_id)
