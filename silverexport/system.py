@@ -22,6 +22,7 @@ from .actors.exporter import ExportFn
 from .actors.fair_queue import FairQueue
 from .actors.messages import Cancel, CatchUp, Load, Prune, Submit, Tick
 from .actors.quiet_asks import quiet_client_errors
+from .actors.shared_queue import SharedQueue
 from .actors.slots import Slots
 from .actors.supervisor import JobSupervisor, Shutdown, Submitted
 from .config import Settings
@@ -66,7 +67,11 @@ class ExportSystem(PersistedReads):
         self.views = JobViewCache(RECENT_VIEWS)
         self._readers: ThreadReaders | None = None
         self._metrics_lock = threading.Lock()
-        self.queue = FairQueue()
+        # The nodes of one PostgreSQL log start each other's queued jobs (SPEC §5, §8); a
+        # SQLite log's serving process, and a one-shot command anywhere, only their own.
+        self.queue: FairQueue | SharedQueue = (
+            SharedQueue() if settings.event_log_url and run_jobs and recover else FairQueue()
+        )
         self._clock: SupervisorClock | None = None
         self._wakeup: Wakeup | None = None
         self.supervisor: pykka.ActorRef | None = None

@@ -10,11 +10,14 @@ connection (ThreadReaders), never through the supervisor, and none changes anyth
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from .actors.fair_queue import FairQueue
+from .actors.shared_queue import SharedQueue
+from .errors import StorageError
 from .events.types import RecordedEvent
 from .events.views import to_view
 from .job_pages import query_jobs
@@ -25,11 +28,11 @@ from .thread_readers import ThreadReaders
 
 class PersistedReads:
     """Mixed into ExportSystem, which sets `_readers`, `log` (its projector holds the views'
-    SQL for the backend), `queue`, `store` and `storage`, and supplies `status`."""
+    SQL for the backend), `queue`, `store` and `storage`, and supplies `status` and `catch_up`."""
 
     _readers: ThreadReaders
     log: Any
-    queue: FairQueue
+    queue: FairQueue | SharedQueue
     store: Any
     storage: ExportStorage | None
 
@@ -42,6 +45,12 @@ class PersistedReads:
         if view.status is not JobStatus.QUEUED:
             return view
         position = self.queue.position(view.job_id)
+        if position is None and isinstance(self.queue, SharedQueue):
+            # Queued by another node and not read here yet: read it, then it has its place in
+            # the order every node works out alike.
+            with contextlib.suppress(StorageError):
+                self.catch_up()
+                position = self.queue.position(view.job_id)
         if position is None:
             # Another process will start it: count the jobs queued before it, anywhere.
             position = 1 + self._readers.read(self.log.projector.queued_ahead_of, view.job_id)

@@ -3,12 +3,33 @@
 Each tenant's jobs wait in submission order; the tenants with jobs waiting take turns, one start
 each, so one tenant's backlog delays another's job by at most one start per slot. The HTTP
 threads read positions while the supervisor changes the queue, hence the lock.
+
+JobQueue is what the supervisor needs of a queue: FairQueue for a process that runs only the
+jobs it queues itself (the SQLite log's one serving process, a one-shot command), SharedQueue
+(shared_queue.py) for the nodes of one PostgreSQL log, which start each other's jobs.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Collection
+from typing import Protocol
+
+from ..events.views import State
+from .job_book import QUEUED
+
+
+class JobQueue(Protocol):
+    def __len__(self) -> int: ...
+    def __contains__(self, job_id: object) -> bool: ...
+    def observe(self, state: State) -> None: ...
+    def push(self, tenant: str, job_id: str) -> None: ...
+    def put_back(self, tenant: str, job_id: str) -> None: ...
+    def peek(self, skip: Collection[str] = ()) -> str | None: ...
+    def take(self, job_id: str) -> None: ...
+    def remove(self, job_id: str) -> None: ...
+    def position(self, job_id: str) -> int | None: ...
 
 
 class FairQueue:
@@ -51,10 +72,22 @@ class FairQueue:
             self._turns.appendleft(tenant)
             line.appendleft(job_id)
 
-    def peek(self) -> str | None:
-        """The job that starts next, or None."""
+    def observe(self, state: State) -> None:
+        """A job's state moved (here or elsewhere): one that no longer waits leaves."""
+        if state["status"] != QUEUED:
+            self.remove(state["job_id"])
+
+    def peek(self, skip: Collection[str] = ()) -> str | None:
+        """The job that starts next; None if none, or if it is one of `skip` (tried already:
+        it went to the back of its line, so every other job has had its turn)."""
         with self._lock:
-            return self._jobs[self._turns[0]][0] if self._turns else None
+            job_id = self._jobs[self._turns[0]][0] if self._turns else None
+            return None if job_id in skip else job_id
+
+    def take(self, job_id: str) -> None:
+        """Take the job peek just gave, to start it: the head, as only the supervisor's
+        thread changes the queue."""
+        self.pop()
 
     def pop(self) -> str | None:
         """Take the job that starts next; its tenant's turn moves to the back."""

@@ -2,7 +2,10 @@
 
 A mixin of JobSupervisor (it runs on the supervisor's thread and uses its parts), kept apart so
 the actor's module stays about messages. A job that cannot be started goes to the back of its
-tenant's line and the others start; after MAX_ATTEMPTS tries it fails with the reason.
+tenant's line (on a SharedQueue it keeps its place and is passed over) and the others start;
+after MAX_ATTEMPTS tries it fails with the reason. Whose job it is does not matter here: the
+queue holds what this process may start, and the append of JobStarted at the job's version
+decides, when nodes race for one, which of them starts it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ..events.types import JobFailed, JobStarted
 from ..events.views import State, to_view
 from ..nodes import Liveness
 from .exporter import ExportActor, ExportFn
-from .fair_queue import FairQueue
+from .fair_queue import JobQueue
 from .job_book import QUEUED, JobBook
 from .messages import Run
 from .slots import Side, Slots
@@ -47,7 +50,7 @@ class Launching:
 
     settings: Settings
     book: JobBook
-    queue: FairQueue
+    queue: JobQueue
     slots: Slots
     owner: Liveness
     exporter: type[ExportActor]
@@ -70,14 +73,16 @@ class Launching:
             return  # the log is out of reach: the next Tick that reads it starts them
         tried: set[str] = set()
         while self.queue and self.run_jobs and not self.shutting_down:
-            job_id = self.queue.peek()
+            job_id = self.queue.peek(skip=tried)
+            if job_id is None:
+                return
             state = self.book.active.get(job_id)
             if state is None or state["status"] != QUEUED:
                 self.queue.remove(job_id)
                 continue
-            if job_id in tried or not self.slots.try_acquire(Side.EXPORT):
+            if not self.slots.try_acquire(Side.EXPORT):
                 return
-            self.queue.pop()
+            self.queue.take(job_id)
             try:
                 started = self._start(state)
             except StorageError as e:
@@ -137,7 +142,9 @@ class Launching:
         try:
             state = self.book.append(job_id, JobStarted(attempt=attempt, owner=self.owner.owner_id))
         except ConcurrencyError:
-            return False  # someone else started or cancelled it first
+            # Another node started (or cancelled) it first; the book caught up, so the queue
+            # no longer holds it, and the next job is tried.
+            return False
         return self._spawn_or_fail(state)
 
     def _spawn_or_fail(self, state: State) -> bool:

@@ -2,12 +2,14 @@
 
 Every decision is an append with the stream's expected version; when another process got
 there first the append fails, the supervisor catches up from the log and decides again.
-Queued jobs are entries in a FairQueue, not actors, so threads stay bounded by the slots.
+Queued jobs are entries in a queue, not actors, so threads stay bounded by the slots: a
+FairQueue of the jobs this process queued, or, for the nodes of one PostgreSQL log, a
+SharedQueue of every queued job of the service, which any node with a free slot may start.
+Outcomes (outcomes.py) and starts (launching.py) are the mixins' halves of the work.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
@@ -30,22 +32,19 @@ from ..events.log import EventLog
 from ..events.types import (
     Event,
     JobCancelled,
-    JobCompleted,
-    JobFailed,
-    JobProgressed,
     JobRequested,
     JobStarted,
 )
 from ..events.views import State, ViewTables, to_view
-from ..model import JobStatus, JobView
+from ..model import JobView
 from ..nodes import Liveness
 from ..silver.port import SilverBackend
 from ..storage import ExportStorage
 from ..validation import check_request
-from . import files, recovery
+from . import recovery
 from .exporter import ExportActor, ExportFn
-from .fair_queue import FairQueue
-from .job_book import ACTIVE, QUEUED, RUNNING, JobBook
+from .fair_queue import FairQueue, JobQueue
+from .job_book import ACTIVE, RUNNING, JobBook
 from .launching import Launching, Running
 from .messages import (
     Cancel,
@@ -60,6 +59,7 @@ from .messages import (
     Tick,
     Wake,
 )
+from .outcomes import Outcomes
 from .slots import Side, Slots
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Shutdown:
     """Stop starting jobs and interrupt running exports; answers with their actor refs."""
 
 
-class JobSupervisor(Launching, pykka.ThreadingActor):
+class JobSupervisor(Launching, Outcomes, pykka.ThreadingActor):
     """`run_jobs=False`: bookkeeping only. `recover=False`: runs the jobs submitted here and no
     other process's (a one-shot export); a serving process recovers orphans."""
 
@@ -89,7 +89,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
         slots: Slots,
         owner: Liveness,
         publish: Callable[[JobView], None],
-        queue: FairQueue | None = None,
+        queue: JobQueue | None = None,
         export_fn: ExportFn | None = None,
         run_jobs: bool = True,
         recover: bool = True,
@@ -122,8 +122,7 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
     def _changed(self, state: State) -> None:
         """A job's state moved (here or elsewhere): keep the queue and our actors in step."""
         job_id, status = state["job_id"], state["status"]
-        if status != QUEUED:
-            self.queue.remove(job_id)
+        self.queue.observe(state)
         running = self.running.get(job_id)
         if running and not (status == RUNNING and state["attempts"] == running.attempt):
             running.cancel.set()  # cancelled (or taken over) elsewhere: stop between batches
@@ -273,64 +272,6 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
             return to_view(state)
         raise ConflictError("the job changed while it was being cancelled; please retry")
 
-    def _progress(self, msg: Progress) -> None:
-        state = self.book.active.get(msg.job_id)
-        if state and state["status"] == RUNNING and state["attempts"] == msg.attempt:
-            # On a conflict the job moved on elsewhere, and _changed has told the actor to stop.
-            with contextlib.suppress(ConcurrencyError):
-                self.book.append(msg.job_id, JobProgressed(rows=msg.rows))
-
-    def _finish(self, msg: Done | Failed) -> None:
-        running = self.running.get(msg.job_id)
-        if running is not None and running.attempt == msg.attempt:
-            del self.running[msg.job_id]
-            self.slots.release(Side.EXPORT)
-        if self.shutting_down and isinstance(msg, Failed) and msg.cancelled:
-            return  # interrupted by close(): the job stays running and resumes on next start
-        state = self.book.active.get(msg.job_id)
-        ours = (
-            state is not None
-            and state["status"] == RUNNING
-            and state["attempts"] == msg.attempt
-            and state["owner"] == self.owner.owner_id
-        )
-        if isinstance(msg, Done):
-            event: Event = JobCompleted(
-                rows=msg.rows,
-                bytes=msg.bytes,
-                sha256=msg.sha256,
-                truncated=msg.truncated,
-                file_name=msg.file_name,
-                retention_seconds=self._retention(),
-            )
-        elif msg.cancelled:
-            return  # JobCancelled is already in the log; the actor removed its part file
-        else:
-            event = JobFailed(
-                error=msg.error,
-                attempt=msg.attempt,
-                will_retry=False,
-                retention_seconds=self._retention(),
-            )
-        if ours:
-            try:
-                self.book.append(msg.job_id, event)
-                return
-            except ConcurrencyError:
-                pass
-        # Superseded (cancelled, or recovered by another process): the file is not ours to keep.
-        # The name is this attempt's alone (files.final_name), so removing it never touches
-        # the file of the attempt that runs now or completed, whenever that one commits.
-        if isinstance(msg, Done):
-            state = self.book.get(msg.job_id)
-            kept = (
-                state is not None
-                and state["status"] == JobStatus.COMPLETED.value
-                and state["file_name"] == msg.file_name
-            )
-            if not kept:
-                files.discard(self.storage, msg.file_name)
-
     def _log_unreachable(self, error: StorageError) -> None:
         """Starts wait until the log reads again; logged once per outage, not per retry."""
         if not self.outage_logged:
@@ -364,20 +305,6 @@ class JobSupervisor(Launching, pykka.ThreadingActor):
                 self.next_sweep = time.monotonic() + self.settings.expiry_interval_seconds
                 self.sweep_stale_files()
         self._schedule()
-
-    def _retry_pending(self) -> None:
-        """Record the outcomes whose append failed before. One that fails again is kept for
-        the next Tick, and does not stop the others (nor the rest of the Tick)."""
-        pending, self.pending = self.pending, []
-        for msg in pending:
-            try:
-                self._finish(msg)
-            except StorageError as e:
-                self._log_unreachable(e)
-                self.pending.append(msg)
-            except Exception:
-                log.exception("job %s: recording its outcome failed again; will retry", msg.job_id)
-                self.pending.append(msg)
 
     # -- crash recovery and retention ----------------------------------------------------
 

@@ -173,15 +173,18 @@ def test_the_queued_jobs_of_a_killed_node_are_run_by_another(slow_cluster):
     cluster = slow_cluster
     cluster.env["SILVEREXPORT_MAX_CONCURRENT_EXPORTS"] = "1"
     cluster.start_all(["a", "b"])
-    jobs = [submit(cluster.nodes["a"])["job_id"] for _ in range(3)]
+    jobs = [submit(cluster.nodes["a"])["job_id"]]
     cluster.wait_job("b", jobs[0], running_with_progress)
-    assert [cluster.job("b", j)["status"] for j in jobs[1:]] == ["queued", "queued"]
+    jobs.append(submit(cluster.nodes["a"])["job_id"])
+    cluster.wait_job("b", jobs[1], running_with_progress)  # b, idle, took a's second
+    jobs += [submit(cluster.nodes["a"])["job_id"] for _ in range(2)]
+    assert [cluster.job("b", j)["status"] for j in jobs[2:]] == ["queued", "queued"]
     cluster.kill("a")
     for job_id in jobs:
-        done = cluster.wait_job("b", job_id, timeout=LEASE + 10 + 3 * 10)
+        done = cluster.wait_job("b", job_id, timeout=LEASE + 10 + 4 * 10)
         assert done["status"] == "completed", done
-    assert [cluster.job("b", j)["attempts"] for j in jobs] == [2, 1, 1]
-    assert [starts(cluster, j) for j in jobs] == [["a", "b"], ["b"], ["b"]]
+    assert [cluster.job("b", j)["attempts"] for j in jobs] == [2, 1, 1, 1]
+    assert [starts(cluster, j) for j in jobs] == [["a", "b"], ["b"], ["b"], ["b"]]
 
 
 def test_a_node_that_could_not_renew_in_time_does_not_finish_the_job_taken_over(
