@@ -94,15 +94,24 @@ def _columns(rows: list[Row]) -> list[list]:
 
 @contextmanager
 def _pipelined_transaction(conn: psycopg.Connection) -> Iterator[None]:
-    """BEGIN ... COMMIT inside one pipeline; rolled back on any failure, the connection left
-    idle (or broken, for the caller to replace)."""
+    """BEGIN ... COMMIT inside one pipeline; rolled back on any failure, the first failure
+    raised, and the connection left idle (or broken, for the caller to replace)."""
+    failure: BaseException | None = None
     try:
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            yield
-            conn.execute("COMMIT")
-    except BaseException:
+        with conn.pipeline() as pipeline:
+            try:
+                conn.execute("BEGIN")
+                yield
+                conn.execute("COMMIT")
+            except BaseException as e:  # ours, or a statement's error met early
+                failure = e
+                # Read what is still in flight, so the pipeline ends cleanly (and quietly).
+                with contextlib.suppress(psycopg.Error):
+                    pipeline.sync()
+    except psycopg.Error as e:  # met by the final sync: a statement's error, or the COMMIT's
+        failure = failure or e
+    if failure is not None:
         if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):  # the first error is the one to report
                 conn.execute("ROLLBACK")
-        raise
+        raise failure
