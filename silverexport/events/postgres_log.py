@@ -26,15 +26,8 @@ from psycopg import errors as pg_errors
 
 from ..config import redact_url
 from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
-from ..timeutil import now_text
-from .log import (
-    Append,
-    Projector,
-    chain_appends,
-    decoded,
-    first_break,
-    types_clause,
-)
+from .log import Append, Projector, decoded, first_break, types_clause
+from .postgres_append import append_pipelined
 from .postgres_conn import LOCK_TIMEOUT_MS, connect, one_line
 from .postgres_schema import (
     IDEMPOTENCY_INDEX,
@@ -60,10 +53,6 @@ BATCH_ROWS = 2000
 RECONNECT_INTERVAL_S = 0.5
 LockKind = Literal["table", "advisory"]
 
-_INSERT = (
-    "INSERT INTO events (seq, stream_id, version, type, data, recorded_at, hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
 _LOCKS: dict[str, str] = {
     "table": "LOCK TABLE events IN EXCLUSIVE MODE",
     "advisory": f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})",
@@ -143,35 +132,15 @@ class PostgresEventLog:
 
         All or nothing. The append lock is taken before the last seq and the versions are read,
         so no other writer can slip between the check and the insert; UNIQUE (stream_id,
-        version) backs it. The commit returns once the WAL is flushed (fsync on).
+        version) backs it. The commit returns once the WAL is flushed (fsync on). Two round
+        trips in all, the views' included (postgres_append.py).
         """
         if not appends:
             return []
-        with (
-            self._translated("append to the event log"),
-            self.conn.transaction(),
-            self.conn.cursor() as cur,
-        ):
-            cur.execute(self._lock_sql)
-            last = cur.execute(
-                "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            streams = list({a.stream_id: None for a in appends})
-            versions = dict(
-                cur.execute(
-                    "SELECT stream_id, MAX(version) FROM events "
-                    "WHERE stream_id = ANY(%s) GROUP BY stream_id",
-                    [streams],
-                ).fetchall()
+        with self._translated("append to the event log"):
+            return append_pipelined(
+                self.conn, self._lock_sql, appends, self.projector, NOTIFY_CHANNEL
             )
-            rows, recorded = chain_appends(appends, last, versions, now_text())
-            cur.executemany(_INSERT, rows)
-            if self.projector is not None and recorded:
-                self.projector.project(self.conn, recorded)
-            if recorded:
-                # The payload is the last seq: a listener may skip a catch-up it has done.
-                cur.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, str(recorded[-1].seq)])
-        return recorded
 
     @contextmanager
     def _translated(self, doing: str) -> Iterator[None]:

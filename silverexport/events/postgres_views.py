@@ -10,13 +10,14 @@ the log they sit beside.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
 from ..errors import StorageError
+from .log import Append
 from .postgres_log import PostgresEventLog
 from .types import RecordedEvent
 from .views import (
@@ -32,6 +33,7 @@ from .views import (
     _state_of,
     folded,
     in_chunks,
+    is_job_event,
 )
 
 _ROWID = "created_seq"
@@ -44,6 +46,7 @@ _SET_CHECKPOINT = (
     f"INSERT INTO {CHECKPOINT_TABLE}(name, seq) VALUES (%s, %s) "
     "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq"
 )
+_GET_CHECKPOINT = f"SELECT seq FROM {CHECKPOINT_TABLE} WHERE name = %s"
 _TRUNCATED = COLUMNS.index("truncated")
 
 
@@ -236,18 +239,45 @@ class PostgresViewTables:
 
     @staticmethod
     def _checkpoint_in(db: psycopg.Connection) -> int:
-        row = db.execute(
-            f"SELECT seq FROM {CHECKPOINT_TABLE} WHERE name = %s", [CHECKPOINT_NAME]
-        ).fetchone()
+        row = db.execute(_GET_CHECKPOINT, [CHECKPOINT_NAME]).fetchone()
         return row[0] if row else 0
 
     def _apply_all(self, db: psycopg.Connection, records: Iterable[RecordedEvent]) -> int:
         return in_chunks(lambda chunk: self._apply(db, chunk), records)
 
-    def _apply(self, db: psycopg.Connection, records: list[RecordedEvent]) -> None:
+    def prefetch(
+        self, db: psycopg.Connection, appends: Sequence[Append]
+    ) -> Callable[[list[RecordedEvent]], None]:
+        """`project` in two halves, for the append's pipeline: its reads (the checkpoint, the
+        touched jobs' rows) go out with the append's own and are fetched here; the step
+        returned queues the writes. A checkpoint behind the log falls back to `project`."""
+        checkpoint_cur = db.execute(_GET_CHECKPOINT, [CHECKPOINT_NAME])
+        jobs = list(
+            {a.stream_id: None for a in appends if any(is_job_event(e.type) for e in a.events)}
+        )
+        states_cur = db.execute(f"{_SELECT} AND e.stream_id = ANY(%s)", [jobs]) if jobs else None
+        row = checkpoint_cur.fetchone()
+        checkpoint = row[0] if row else 0
+        loaded = {r[0]: _state_of(r) for r in states_cur.fetchall()} if states_cur else {}
+
+        def project(recorded: list[RecordedEvent]) -> None:
+            if checkpoint != recorded[0].seq - 1:
+                self.project(db, recorded)
+                return
+            self._apply(db, recorded, lambda ids: {i: loaded[i] for i in ids if i in loaded})
+
+        return project
+
+    def _apply(
+        self,
+        db: psycopg.Connection,
+        records: list[RecordedEvent],
+        load_many: Callable[[list[str]], dict[str, State]] | None = None,
+    ) -> None:
+        """Fold the records onto the views' states (`load_many`, or read now) and write them."""
         if not records:
             return
-        if states := folded(records, lambda ids: self._load_many(db, ids)):
+        if states := folded(records, load_many or (lambda ids: self._load_many(db, ids))):
             with db.cursor() as cur:
                 cur.executemany(_UPSERT, [_row(s) for s in states])
         db.execute(_SET_CHECKPOINT, [CHECKPOINT_NAME, records[-1].seq])

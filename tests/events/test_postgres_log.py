@@ -3,6 +3,7 @@ same bytes and hashes as SQLite, errors translated at the edge, and start-up on 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 
 import psycopg
 import pytest
+from psycopg import pq
 
 from silverexport.config import Settings
 from silverexport.errors import (
@@ -20,6 +22,7 @@ from silverexport.errors import (
 )
 from silverexport.events.log import Append
 from silverexport.events.postgres_log import PostgresEventLog
+from silverexport.events.postgres_views import PostgresViewTables
 from silverexport.events.types import JobProgressed, JobStarted
 
 from .backends import PostgresBackend, SqliteBackend
@@ -259,3 +262,52 @@ def test_an_append_lock_held_past_the_lock_timeout_is_a_storage_error(postgres_u
     finally:
         holder.close()
         log.close()
+
+
+def _round_trips(conn: psycopg.Connection, path, act) -> int:
+    """How many times the client sent and then waited for the server's answers while `act`
+    ran: the runs of client messages in libpq's own trace of the protocol."""
+    with path.open("w") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            act()
+        finally:
+            conn.pgconn.untrace()
+    sides = [line[0] for line in path.read_text().splitlines() if line[:1] in ("F", "B")]
+    return sum(1 for i, side in enumerate(sides) if side == "F" and (i == 0 or sides[i - 1] == "B"))
+
+
+def test_an_append_with_the_views_takes_two_round_trips(postgres_url, tmp_path):
+    """The append lock is held through an append's round trips, so they bound the log: one
+    answers the lock and every read (the views' too), one every write and the commit."""
+    log = PostgresEventLog(postgres_url)
+    views = log.projector = PostgresViewTables(log)
+    try:
+        log.append("j1", 0, requested(1))
+        batch = [
+            Append("j1", 1, [JobStarted(attempt=1), JobProgressed(rows=5)]),
+            Append("j2", 0, [requested(2)]),
+        ]
+        trips = _round_trips(log.conn, tmp_path / "trace", lambda: log.append_batch(batch))
+        assert trips == 2
+        assert (views.load("j1")["status"], views.load("j1")["rows"]) == ("running", 5)
+        assert views.load("j2")["status"] == "queued"
+        assert views.checkpoint() == log.last_seq() == 4
+        assert log.first_bad_seq() is None
+    finally:
+        log.close()
+
+
+def test_a_collision_met_at_commit_rolls_back_and_leaves_the_connection_idle(pg_log, caplog):
+    """The idempotency index refuses the row in the second round trip, with COMMIT already
+    sent: the transaction is rolled back, nothing is logged, and the next append goes in."""
+    pg_log.append("j1", 0, requested(1, key="k"))
+    with (
+        caplog.at_level(logging.WARNING, logger="psycopg"),
+        pytest.raises(ConcurrencyError, match="another writer appended first"),
+    ):
+        pg_log.append("j2", 0, requested(2, key="k"))
+    assert caplog.records == []
+    assert pg_log.conn.info.transaction_status == pq.TransactionStatus.IDLE
+    assert [r.seq for r in pg_log.append("j2", 0, requested(2))] == [2]
