@@ -358,7 +358,7 @@ class SilverStore(IngestEntryPoints):
 
         try:
             with self._lock, sq.immediate(self.db):
-                self.db.conn.executemany(sql, checked())
+                self.db.executemany(sql, checked())
         except sqlite3.IntegrityError as e:
             line = state["line"]
             if "UNIQUE" in str(e) or "PRIMARY KEY" in str(e):
