@@ -10,8 +10,9 @@ Times, in the same run and in turns, over one Silver store of `--rows` token_tra
 - the same with `--format jsonl` against `sqlite3 DB "select json_object(...) ..." > /dev/null`;
 - start-up: the same command on a filter that matches no row, and `import` of the CLI alone.
 With `--old DIR` (a copy of an older tree, e.g. `git archive main | tar -x -C DIR`), the
-same exports by `python -m silverexport` from DIR are timed in the same turns, in a data dir
-of their own, so that old and new code meet the same moments of a shared machine.
+same exports and start-up by `python -P -m silverexport` from DIR are timed in the same
+turns, in a data dir of their own, so that old and new code meet the same moments of a shared
+machine (-P: DIR's code even when run from this tree's root, which would come first on the path).
 Target: the CLI export >= 0.6x the speed of the sqlite3 CLI in both formats (median of the
 rounds). The store is built once through the real ingest and kept under bench/.work/ for
 later runs while its schema stays the current one.
@@ -66,7 +67,8 @@ class Ours:
         self.command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "silverexport"]
         if tree is not None:  # that tree's code, found before the installed one
             self.env["PYTHONPATH"] = str(tree)
-            self.command = [sys.executable, "-m", "silverexport"]
+            # -P: not the current directory first (this tree, when run from its root)
+            self.command = [sys.executable, "-P", "-m", "silverexport"]
 
     def export(self, fmt: str, *extra: str) -> tuple[float, float]:
         out = self.data.parent / f"out.{fmt}"
@@ -113,10 +115,17 @@ def main(argv: list[str] | None = None) -> int:
                 times.setdefault(f"sqlite3 {fmt}", []).append(run(reference))
                 if old is not None:
                     times.setdefault(f"old {fmt}", []).append(old.export(fmt))
-            times.setdefault("start-up", []).append(ours.export("csv", "--target-id", "nobody"))
-            times.setdefault("import", []).append(
-                run([sys.executable, "-c", "import silverexport.commands.jobs_cmds"])
-            )
+            for name, side in (("", ours), ("old ", old)):
+                if side is None:
+                    continue
+                nothing = side.export("csv", "--target-id", "nobody")
+                times.setdefault(f"{name}start-up", []).append(nothing)
+                times.setdefault(f"{name}import", []).append(
+                    run(
+                        [sys.executable, "-P", "-c", "import silverexport.commands.jobs_cmds"],
+                        env=side.env,
+                    )
+                )
     return report(times, args.rows)
 
 
@@ -147,6 +156,12 @@ def report(times: dict[str, list[tuple[float, float]]], rows: int) -> int:
         f"of which python and the imports of `export` {wall['import']:.3f} s: "
         f"{'OK' if ok else 'MISSED'}"
     )
+    if "old start-up" in wall:
+        print(
+            f"start-up, the old tree: {wall['old start-up']:.3f} s ({cpu['old start-up']:.3f} s "
+            f"CPU, new {cpu['start-up']:.3f} s), imports {wall['old import']:.3f} s "
+            f"({cpu['old import']:.3f} s CPU, new {cpu['import']:.3f} s)"
+        )
     return 0 if ok else 1
 
 

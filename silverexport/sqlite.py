@@ -8,14 +8,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-import sqlite_utils
-
 from .errors import StorageError
 
 BUSY_TIMEOUT_MS = 30_000
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Database:
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open a database in autocommit mode, so that every transaction is one we began.
 
     `synchronous=FULL` in WAL mode syncs the WAL on every commit: an append that returned is on
@@ -46,40 +44,37 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
         if isinstance(e, sqlite3.OperationalError):
             raise StorageError(f"could not open {path}: {e}") from e
         raise
-    # No sqlite-utils plugins on our connections: whatever else is installed must not change
-    # how the log and the store behave, and loading them scans every installed package's
-    # metadata, which was most of a one-shot export's start-up after its imports.
-    return sqlite_utils.Database(conn, execute_plugins=False)
+    return conn
 
 
 @contextmanager
-def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A write transaction that takes the write lock up front (no upgrade deadlocks)."""
     try:
-        db.conn.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
         raise StorageError(f"could not start a write transaction: {e}") from e
     try:
         yield db
     except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     else:
         try:
-            db.conn.execute("COMMIT")
+            db.execute("COMMIT")
         except sqlite3.Error as e:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise StorageError(f"commit failed: {e}") from e
 
 
 @contextmanager
-def snapshot(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def snapshot(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A read transaction: every query inside sees one consistent state of the database."""
-    db.conn.execute("BEGIN")
+    db.execute("BEGIN")
     try:
         yield db
     finally:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")

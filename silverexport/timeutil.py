@@ -10,7 +10,7 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
     re.ASCII,  # `\d` would otherwise match any Unicode digit, e.g. Arabic-Indic ones
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # UTC, naive: nothing for format_time's astimezone to do
 
 
 def format_time(dt: datetime) -> str:
@@ -65,7 +65,10 @@ def normalize_time(value: object) -> str:
         raise ValueError("expected an RFC 3339 string or integer epoch milliseconds, got a boolean")
     if isinstance(value, int):
         try:
-            return format_time(_EPOCH + timedelta(milliseconds=value))
+            # format_time's text (isoformat pads the year to 4 digits too), at twice its speed:
+            # Silver ingest runs this for every row sent with epoch milliseconds.
+            utc = _NAIVE_EPOCH + timedelta(milliseconds=value)
+            return utc.isoformat(timespec="milliseconds") + "Z"
         except OverflowError:
             raise ValueError("epoch milliseconds out of range") from None
     if isinstance(value, str):

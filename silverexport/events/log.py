@@ -53,7 +53,7 @@ class Append:
 class Projector(Protocol):
     """Something kept in step with the log inside the append's own transaction.
 
-    `tx` is the adapter's handle on that transaction (a `sqlite_utils.Database` on SQLite, a
+    `tx` is the adapter's handle on that transaction (a `sqlite3.Connection` on SQLite, a
     `psycopg.Connection` on PostgreSQL): a projector is written for one backend and is chosen
     together with the log by the same factory.
     """

@@ -7,8 +7,6 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-import sqlite_utils
-
 from .. import sqlite
 from ..errors import ConcurrencyError, IntegrityError, InternalError, StorageError
 from ..timeutil import now_text
@@ -105,7 +103,9 @@ class SqliteEventLog:
                     f"{self.path}: two requests of one tenant share an idempotency key "
                     "(appended by a version without the log's own guard)"
                 ) from None
-        elif not self.db["events"].exists():
+        elif not self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone():
             self.db.close()
             raise StorageError(f"{self.path} holds no event log (no events table)")
         self.projector = projector
@@ -118,7 +118,7 @@ class SqliteEventLog:
         self.db.close()
 
     @contextmanager
-    def exclusive(self, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+    def exclusive(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the write lock: no append commits until it ends.
 
         `durable=False` (rebuilding derived views): the commit is not synced
@@ -126,7 +126,7 @@ class SqliteEventLog:
         power fails before the WAL reaches the disk, the old views come back whole with their
         own checkpoint, and start-up catch-up brings them up to date.
         """
-        conn = self.db.conn
+        conn = self.db
         if durable:
             with sqlite.immediate(self.db):
                 yield self.db
@@ -141,7 +141,7 @@ class SqliteEventLog:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA cache_size = {int(cache)}")
 
-    def snapshot(self) -> AbstractContextManager[sqlite_utils.Database]:
+    def snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
         return sqlite.snapshot(self.db)
 
     # -- writing ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class SqliteEventLog:
         """
         if not appends:
             return []
-        conn = self.db.conn
+        conn = self.db
         try:
             with sqlite.immediate(self.db):
                 last = conn.execute(
@@ -182,7 +182,7 @@ class SqliteEventLog:
         for i in range(0, len(stream_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = stream_ids[i : i + 500]
             versions.update(
-                self.db.conn.execute(
+                self.db.execute(
                     "SELECT stream_id, MAX(version) FROM events "
                     f"WHERE stream_id IN ({', '.join('?' * len(chunk))}) GROUP BY stream_id",
                     chunk,
@@ -227,17 +227,17 @@ class SqliteEventLog:
         """Stored rows in lists of a few thousand (see `iter_batches`)."""
         return iter_batches(self.db, after_seq, with_hash=with_hash)
 
-    def open_reader(self) -> sqlite_utils.Database:
+    def open_reader(self) -> sqlite3.Connection:
         """A connection of its own for another thread's reads (`read_from`, the views')."""
         return sqlite.connect(self.path)
 
     @staticmethod
-    def reader_ok(db: sqlite_utils.Database) -> bool:
+    def reader_ok(db: sqlite3.Connection) -> bool:
         return True  # a file: nothing to lose between calls
 
     @staticmethod
     def read_from(
-        db: sqlite_utils.Database,
+        db: sqlite3.Connection,
         after_seq: int = 0,
         *,
         stream_id: str | None = None,
@@ -257,7 +257,7 @@ class SqliteEventLog:
 
     def stream_ids(self) -> Iterator[str]:
         """Every stream, in the order of its first event."""
-        cursor = self.db.conn.execute("SELECT stream_id FROM events WHERE version = 1 ORDER BY seq")
+        cursor = self.db.execute("SELECT stream_id FROM events WHERE version = 1 ORDER BY seq")
         while rows := cursor.fetchmany(2000):
             for (stream_id,) in rows:
                 yield stream_id
@@ -292,7 +292,7 @@ class SqliteEventLog:
     def guard_problems(self) -> list[str]:
         """The triggers must refuse: probed on a throwaway row, rolled back."""
         problems = []
-        conn = self.db.conn
+        conn = self.db
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
@@ -320,7 +320,7 @@ class SqliteEventLog:
 
 
 def iter_rows(
-    db: sqlite_utils.Database,
+    db: sqlite3.Connection,
     after_seq: int = 0,
     *,
     stream_id: str | None = None,
@@ -337,7 +337,7 @@ def iter_rows(
 
 
 def iter_batches(
-    db: sqlite_utils.Database,
+    db: sqlite3.Connection,
     after_seq: int = 0,
     *,
     stream_id: str | None = None,
@@ -367,6 +367,6 @@ def iter_batches(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    cursor = db.conn.execute(sql, params)
+    cursor = db.execute(sql, params)
     while rows := cursor.fetchmany(batch_size):
         yield rows

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
-import sqlite_utils
-
 from .. import sqlite
 from ..errors import StorageError
 from ..model import JobStatus
@@ -188,7 +186,7 @@ def _state_of(row: tuple) -> State:
 
 
 def newest_states(
-    db: sqlite_utils.Database,
+    db: sqlite3.Connection,
     *,
     equal: dict[str, Any],
     before_seq: int | None = None,
@@ -207,7 +205,7 @@ class ViewTables:
     transaction it belongs to (the append's, when called as the log's projector).
     """
 
-    def __init__(self, db: sqlite_utils.Database, *, create: bool = True):
+    def __init__(self, db: sqlite3.Connection, *, create: bool = True):
         """With `create=False` the tables are used as found (verify reports what is wrong)."""
         self.db = db
         if create and not self._schema_current():
@@ -237,7 +235,7 @@ class ViewTables:
         self.db.execute(f"DROP TABLE IF EXISTS {JOBS_TABLE}")
         self.db.execute(f"DROP TABLE IF EXISTS {CHECKPOINT_TABLE}")
 
-    def checkpoint(self, db: sqlite_utils.Database | None = None) -> int:
+    def checkpoint(self, db: sqlite3.Connection | None = None) -> int:
         row = (
             (db or self.db)
             .execute(f"SELECT seq FROM {CHECKPOINT_TABLE} WHERE name = ?", [CHECKPOINT_NAME])
@@ -251,7 +249,7 @@ class ViewTables:
     newest_states = staticmethod(newest_states)  # as PostgresViewTables has it
 
     @staticmethod
-    def status_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    def status_counts(db: sqlite3.Connection) -> dict[str, int]:
         """Jobs per status (for /metrics); a locked or missing file is a StorageError."""
         sql = f"SELECT status, COUNT(*) FROM {JOBS_TABLE} GROUP BY status"
         try:
@@ -260,7 +258,7 @@ class ViewTables:
             raise StorageError(f"could not count the jobs in the views: {e}") from e
 
     @staticmethod
-    def last_seq(db: sqlite_utils.Database) -> int:
+    def last_seq(db: sqlite3.Connection) -> int:
         """The newest seq in the log beside these views, through any reader (0 when empty)."""
         return db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
 
@@ -282,12 +280,12 @@ class ViewTables:
             return checkpoint, {row[0]: _state_of(row) for row in rows}
 
     @staticmethod
-    def read_state(db: sqlite_utils.Database, job_id: str) -> State | None:
+    def read_state(db: sqlite3.Connection, job_id: str) -> State | None:
         """One job's persisted state, through any connection to the log's file."""
         return ViewTables._load_many(db, [job_id]).get(job_id)
 
     @staticmethod
-    def queued_ahead_of(db: sqlite_utils.Database, job_id: str) -> int:
+    def queued_ahead_of(db: sqlite3.Connection, job_id: str) -> int:
         """How many jobs (of any process) are queued and were created before this one."""
         sql = (
             f"SELECT COUNT(*) FROM {JOBS_TABLE} AS j WHERE {_ACTIVE} AND j.status = '{_QUEUED}' "
@@ -304,7 +302,7 @@ class ViewTables:
         return [_state_of(row) for row in self.db.execute(sql, [now, limit])]
 
     @staticmethod
-    def _load_many(db: sqlite_utils.Database, job_ids: list[str]) -> dict[str, State]:
+    def _load_many(db: sqlite3.Connection, job_ids: list[str]) -> dict[str, State]:
         found: dict[str, State] = {}
         for i in range(0, len(job_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = job_ids[i : i + 500]
@@ -315,7 +313,7 @@ class ViewTables:
 
     # -- the Projector protocol: called by EventLog inside the append's transaction ----------
 
-    def project(self, db: sqlite_utils.Database, recorded: list[RecordedEvent]) -> None:
+    def project(self, db: sqlite3.Connection, recorded: list[RecordedEvent]) -> None:
         if not recorded:
             return
         first = recorded[0].seq
@@ -327,18 +325,18 @@ class ViewTables:
             self._apply_all(db, SqliteEventLog.read_from(db, checkpoint, upto_seq=first - 1))
         self._apply(db, recorded)
 
-    def _apply_all(self, db: sqlite_utils.Database, records: Iterable[RecordedEvent]) -> int:
+    def _apply_all(self, db: sqlite3.Connection, records: Iterable[RecordedEvent]) -> int:
         return in_chunks(lambda chunk: self._apply(db, chunk), records)
 
-    def _apply(self, db: sqlite_utils.Database, records: list[RecordedEvent]) -> None:
+    def _apply(self, db: sqlite3.Connection, records: list[RecordedEvent]) -> None:
         if not records:
             return
         if states := folded(records, lambda ids: self._load_many(db, ids)):
-            db.conn.executemany(_UPSERT, map(_row, states))
+            db.executemany(_UPSERT, map(_row, states))
         self._set_checkpoint(db, records[-1].seq)
 
     @staticmethod
-    def _set_checkpoint(db: sqlite_utils.Database, seq: int) -> None:
+    def _set_checkpoint(db: sqlite3.Connection, seq: int) -> None:
         db.execute(
             f"INSERT INTO {CHECKPOINT_TABLE}(name, seq) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
@@ -365,7 +363,7 @@ class ViewTables:
             return
         self.drop()
         self.ensure_schema(indexes=False)
-        self.db.conn.executemany(_INSERT, map(_row, states.values()))
+        self.db.executemany(_INSERT, map(_row, states.values()))
         for sql in _CREATE_INDEXES:  # indexing once, after the rows, is faster than per row
             self.db.execute(sql)
         self._set_checkpoint(self.db, last_seq)

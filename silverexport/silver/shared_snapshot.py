@@ -36,7 +36,7 @@ def pin(main: sqlite3.Connection, path: str | Path, readers: int) -> list[sqlite
     transaction that has not read yet) reads from now on; none if that cannot be proved."""
     if readers < 1:
         return []
-    opened = [sq.connect(path, readonly=True).conn for _ in range(readers)]
+    opened = [sq.connect(path, readonly=True) for _ in range(readers)]
     try:
         *others, checker = opened
         before = _data_version(checker)  # outside a transaction: the latest commit's version

@@ -19,6 +19,7 @@ from .rendering import ESCAPE_MASK, escape_mask_sql, quote_name
 
 DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", re.ASCII)
 INT64 = (-(2**63), 2**63 - 1)
+_INT64_MIN, _INT64_MAX = INT64
 PROGRESS_EVERY = 10_000  # lines between progress callbacks
 
 # The legacy wallet export matches these token_transfers columns case-insensitively; the
@@ -89,9 +90,13 @@ def create_or_upgrade(db: Any, ds: Dataset) -> None:
 
 
 # -- validation: one function per column kind, each returning the stored value ---------------
+# Each starts with a fast path for the common valid value (a plain str or int, checked in as
+# few steps as Python allows); anything else takes the full checks, which word every refusal.
 
 
 def _text(value: Any) -> str:
+    if type(value) is str and value.isascii():
+        return value  # ASCII text holds no surrogate: nothing more to check
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {_json_type(value)}")
     _check_utf8(value)
@@ -106,6 +111,8 @@ def _check_utf8(text: str) -> None:
 
 
 def _integer(value: Any) -> int:
+    if type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+        return value  # not a bool, nor an int subclass such as exactjson's NegativeZero
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected a JSON integer, got {_json_type(value)}")
     if not INT64[0] <= value <= INT64[1]:
@@ -114,6 +121,8 @@ def _integer(value: Any) -> int:
 
 
 def _decimal(value: Any) -> str:
+    if type(value) is str and DECIMAL.fullmatch(value):
+        return value
     if isinstance(value, bool):
         raise ValueError("expected a decimal string or JSON integer, got a boolean")
     if isinstance(value, int):
@@ -161,8 +170,10 @@ def _json_object(value: Any) -> str:
 
 
 def _choice(column: Column) -> Callable[[Any], str]:
+    choices = column.choices
+
     def check(value: Any) -> str:
-        if value not in column.choices or not isinstance(value, str):
+        if value not in choices or not isinstance(value, str):
             allowed = " or ".join(f'"{v}"' for v in column.choices)
             raise ValueError(f"expected {allowed}, got {_show(value)}")
         return value
@@ -171,9 +182,13 @@ def _choice(column: Column) -> Callable[[Any], str]:
 
 
 def _bounded_text(column: Column) -> Callable[[Any], str]:
+    longest = column.max_length
+
     def check(value: Any) -> str:
+        if type(value) is str and value.isascii() and 1 <= len(value) <= longest:
+            return value
         text = _text(value)
-        if not 1 <= len(text) <= column.max_length:
+        if not 1 <= len(text) <= longest:
             raise ValueError(
                 f"must be 1 to {column.max_length} characters long, not {len(text)}, "
                 "so that a filter can select it"
@@ -228,8 +243,18 @@ def _show(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _null(optional: bool) -> None:
+    """A missing or null value: None where allowed; the careful walk words the refusal."""
+    if not optional:
+        raise ValueError("required")
+
+
 class RowChecker:
-    """Turns one ingested object into a tuple in column order, or says what is wrong."""
+    """Turns one ingested object into a tuple in column order, or says what is wrong.
+
+    A row is first checked in one comprehension; if anything in it is wrong, the same checks
+    run again one column at a time, in the same order, to say which column and why.
+    """
 
     def __init__(self, ds: Dataset):
         self.ds = ds
@@ -237,6 +262,20 @@ class RowChecker:
         self.checks = [(c.name, c.nullable or c.name == "id", _check_for(c)) for c in ds.columns]
 
     def __call__(self, line: int, row: Any) -> tuple[Any, ...]:
+        if type(row) is dict and self.names.issuperset(row):
+            get = row.get
+            try:
+                return tuple(
+                    [
+                        _null(optional) if (value := get(name)) is None else check(value)
+                        for name, optional, check in self.checks
+                    ]
+                )
+            except ValueError:
+                pass
+        return self._walk(line, row)
+
+    def _walk(self, line: int, row: Any) -> tuple[Any, ...]:
         if not isinstance(row, dict):
             raise ValidationError(
                 f"line {line}: expected a JSON object, got {_json_type(row)}", field="line"
@@ -346,31 +385,32 @@ class SilverStore(IngestEntryPoints):
         cols = ", ".join(quote_name(n) for n in ds.column_names)
         marks = ", ".join("?" * len(ds.columns))
         sql = f"INSERT INTO {quote_name(ds.name)} ({cols}) VALUES ({marks})"
-        state = {"line": 0, "rows": 0, "id": None}
+        line, rows, last_id = 0, 0, None
 
         def checked() -> Iterator[tuple[Any, ...]]:
             # Streams: rows go to SQLite as they are checked, so memory stays flat; the one
             # open transaction is what makes a late rejection undo the earlier rows.
-            for line, row in numbered:
+            nonlocal line, rows, last_id
+            for line, row in numbered:  # `line`, nonlocal: the messages below name it
                 values = check(line, row)
-                state.update(line=line, rows=state["rows"] + 1, id=values[0])
+                rows += 1
+                last_id = values[0]
                 yield values
 
         try:
             with self._lock, sq.immediate(self.db):
-                self.db.conn.executemany(sql, checked())
+                self.db.executemany(sql, checked())
         except sqlite3.IntegrityError as e:
-            line = state["line"]
             if "UNIQUE" in str(e) or "PRIMARY KEY" in str(e):
                 raise ValidationError(
-                    f'line {line}, column "id": id {state["id"]} is already used in '
+                    f'line {line}, column "id": id {last_id} is already used in '
                     f"{ds.name} (by a stored row or an earlier line)",
                     field="id",
                 ) from e
             raise ValidationError(f"line {line}: refused by the database ({e})") from e
         except sqlite3.Error as e:
             raise StorageError(f"could not write to the Silver store {self.path}: {e}") from e
-        return state["rows"]
+        return rows
 
     def count(self, dataset: str) -> int:
         ds = get_dataset(dataset)

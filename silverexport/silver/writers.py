@@ -113,7 +113,7 @@ def key_sql(ds: Dataset, filters: Filters, after: bool) -> str:
     )
 
 
-def _open_store(store_path: str | Path) -> Any:
+def _open_store(store_path: str | Path) -> sqlite3.Connection:
     try:
         return sq.connect(store_path, readonly=True)
     except sqlite3.Error as e:
@@ -177,13 +177,13 @@ def export_to_file(
     db = _open_store(store_path)
 
     def fill(writer: BackgroundWriter) -> tuple[int, bool]:
-        batches, size = _Batches(db.conn, ds, fmt, filters), max(1, batch_size)
-        with Readers(db.conn, pin(db.conn, store_path, READERS), batches.render) as r:
+        batches, size = _Batches(db, ds, fmt, filters), max(1, batch_size)
+        with Readers(db, pin(db, store_path, READERS), batches.render) as r:
             rendered = _Rendered(batches, r, limit, size)
             return pump(rendered, writer, limit, size, should_stop, on_progress)
 
     try:
-        with closing(db.conn), sq.snapshot(db):
+        with closing(db), sq.snapshot(db):
             return write_export(target, copy_to, gzipped, header(ds, fmt), fill)
     except sqlite3.Error as e:
         raise StorageError(f"could not read the Silver store: {e}") from e
@@ -350,10 +350,10 @@ def iter_wallet_export(
     fmt = ExportFormat(fmt)
     db = _open_store(store_path)
     try:
-        with closing(db.conn), sq.snapshot(db):
+        with closing(db), sq.snapshot(db):
             if head := header(get_dataset(WALLET_DATASET), fmt):
                 yield head
-            cursor = db.conn.execute(wallet_sql(fmt), {"wallet": wallet.lower(), "n": max_records})
+            cursor = db.execute(wallet_sql(fmt), {"wallet": wallet.lower(), "n": max_records})
             while batch := cursor.fetchmany(batch_size):
                 yield b"".join([r[0] for r in batch])
     except sqlite3.Error as e:

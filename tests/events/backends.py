@@ -51,7 +51,7 @@ class SqliteBackend:
         return log
 
     def durable(self, log: EventLog) -> dict[str, object]:
-        pragma = log.db.conn.execute
+        pragma = log.db.execute
         return {
             "journal_mode": pragma("PRAGMA journal_mode").fetchone()[0],
             "synchronous": pragma("PRAGMA synchronous").fetchone()[0],  # 2 is FULL

@@ -210,14 +210,14 @@ def test_silver_store_write_locked_by_another_connection(open_system):
     system.store.ingest("token_transfers", transfer_rows(20))
     other = sq.connect(system.settings.silver_path)
     try:
-        other.conn.execute("BEGIN EXCLUSIVE")
-        other.conn.execute("DELETE FROM token_transfers WHERE id <= 5")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("DELETE FROM token_transfers WHERE id <= 5")
         during = assert_completes(system, rows=20)
         assert_serving(system, during.job_id)
-        other.conn.execute("COMMIT")
+        other.execute("COMMIT")
     finally:
-        if other.conn.in_transaction:
-            other.conn.execute("ROLLBACK")
+        if other.in_transaction:
+            other.execute("ROLLBACK")
         other.close()
     assert_completes(system, rows=15)
 

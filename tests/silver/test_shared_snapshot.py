@@ -16,7 +16,7 @@ from silverexport.silver.shared_snapshot import Readers, pin
 @pytest.fixture
 def db(tmp_path):
     path = tmp_path / "t.db"
-    conn = sq.connect(path).conn
+    conn = sq.connect(path)
     conn.execute("CREATE TABLE t (x INTEGER)")
     conn.execute("INSERT INTO t VALUES (1)")
     yield path, conn
@@ -29,13 +29,13 @@ def count(conn: sqlite3.Connection) -> int:
 
 def test_pinned_readers_keep_the_snapshot_of_the_main_connection(db):
     path, writer = db
-    main = sq.connect(path, readonly=True).conn
+    main = sq.connect(path, readonly=True)
     main.execute("BEGIN")
     readers = pin(main, path, 2)
     writer.execute("INSERT INTO t VALUES (2)")
     assert len(readers) == 2
     assert [count(c) for c in (main, *readers)] == [1, 1, 1]
-    assert count(sq.connect(path, readonly=True).conn) == 2  # a new connection sees the commit
+    assert count(sq.connect(path, readonly=True)) == 2  # a new connection sees the commit
 
 
 def test_readers_are_only_given_when_no_commit_came_between(db):
@@ -57,7 +57,7 @@ def test_readers_are_only_given_when_no_commit_came_between(db):
     deadline = time.monotonic() + 60
     try:
         while not (given and refused) and time.monotonic() < deadline:
-            main = sq.connect(path, readonly=True).conn
+            main = sq.connect(path, readonly=True)
             main.execute("BEGIN")
             readers = pin(main, path, 2)
             if readers:
@@ -75,7 +75,7 @@ def test_readers_are_only_given_when_no_commit_came_between(db):
 
 def test_results_come_in_the_order_of_the_jobs(db):
     path, _ = db
-    main = sq.connect(path, readonly=True).conn
+    main = sq.connect(path, readonly=True)
     main.execute("BEGIN")
 
     def render(conn: sqlite3.Connection, job: int) -> tuple[int, int]:
@@ -90,7 +90,7 @@ def test_results_come_in_the_order_of_the_jobs(db):
 
 def test_without_readers_the_main_connection_renders_in_this_thread(db):
     path, _ = db
-    main = sq.connect(path, readonly=True).conn
+    main = sq.connect(path, readonly=True)
 
     def render(conn: sqlite3.Connection, job: int) -> tuple[int, str]:
         return count(conn), threading.current_thread().name
@@ -101,7 +101,7 @@ def test_without_readers_the_main_connection_renders_in_this_thread(db):
 
 def test_a_render_error_reaches_the_caller(db):
     path, _ = db
-    main = sq.connect(path, readonly=True).conn
+    main = sq.connect(path, readonly=True)
     main.execute("BEGIN")
 
     def render(conn: sqlite3.Connection, job: int) -> int:

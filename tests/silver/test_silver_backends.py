@@ -197,7 +197,7 @@ def test_rows_written_with_sql_into_postgres_export_as_if_ingested(tmp_path, pos
                 )
             conn.execute("UPDATE decoded_events SET decoded_fields = %s WHERE id = 3", [loose])
             conn.execute("DELETE FROM decoded_events WHERE id = 5")
-        with lite.db.conn:
+        with lite.db:
             lite.db.execute("UPDATE decoded_events SET decoded_fields = ? WHERE id = 3", [loose])
             lite.db.execute("DELETE FROM decoded_events WHERE id = 5")
         (tmp_path / "lite").mkdir()
