@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -118,3 +119,17 @@ async def error_of(resp, status: int) -> dict[str, str]:
     assert set(document) == {"error"} and set(document["error"]) == {"code", "message"}
     assert document["error"]["message"] and "Traceback" not in document["error"]["message"]
     return document["error"]
+
+
+async def healthz_until(client, status: int) -> dict:
+    """/healthz once it answers `status`: its answer is kept for about a second, so the first
+    call after a change may still tell the state before it."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        resp = await client.get("/healthz")
+        if resp.status == status:
+            if status == 503:
+                assert resp.headers["Retry-After"].isdigit()
+            return await resp.json()
+        assert time.monotonic() < deadline, f"/healthz not {status} after {WAIT} s"
+        await asyncio.sleep(0.1)

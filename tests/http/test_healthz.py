@@ -7,26 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from silverexport.http.health import HEALTH_PROBE_SECONDS, Health
 
-from .conftest import WAIT
-
-
-async def healthz_until(client, status: int) -> dict:
-    """/healthz once it answers `status` (an answer is kept for about a second)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        resp = await client.get("/healthz")
-        if resp.status == status:
-            if status == 503:
-                assert resp.headers["Retry-After"].isdigit()
-            return await resp.json()
-        assert time.monotonic() < deadline, f"/healthz not {status} after {WAIT} s"
-        await asyncio.sleep(0.1)
+from .conftest import WAIT, healthz_until
 
 
 @pytest.mark.file_storage  # the directory itself (a bucket: tests/http/test_storage_outage.py)

@@ -23,7 +23,7 @@ from silverexport.timeutil import parse_canonical
 from tests import s3_server as seaweedfs
 from tests.parts import need
 
-from .conftest import ALICE, WAIT, create, error_of, transfer_rows, wait_done
+from .conftest import ALICE, WAIT, create, error_of, healthz_until, transfer_rows, wait_done
 from .cut_proxy import CutProxy
 
 CSV = {"dataset": "token_transfers", "format": "csv"}
@@ -49,20 +49,6 @@ async def eventually(check: Callable[[], object], what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def healthz(client, status: int = 200) -> dict:
-    """/healthz once it answers `status`: its answer is kept for a second, so the first
-    call after a change may still tell the state before it."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        resp = await client.get("/healthz")
-        if resp.status == status:
-            if status == 503:
-                assert resp.headers["Retry-After"].isdigit()
-            return await resp.json()
-        assert time.monotonic() < deadline, f"/healthz not {status} after {WAIT} s"
-        await asyncio.sleep(0.1)
-
-
 def tracebacks(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
@@ -74,7 +60,7 @@ async def test_a_node_rides_out_its_export_store_going_away(cut_store, open_syst
     client = await serve(system)
     done = await wait_done(system, (await create(client, CSV))["job_id"])
     assert done.status.value == "completed"
-    assert await healthz(client) == {"status": "ok"}
+    assert await healthz_until(client, 200) == {"status": "ok"}
 
     proxy.close()
     resp = await client.get(done.download_url, headers=ALICE)
@@ -82,7 +68,7 @@ async def test_a_node_rides_out_its_export_store_going_away(cut_store, open_syst
     assert resp.headers["Retry-After"].isdigit()
     assert error["code"] == "storage_unavailable"
     assert url in error["message"] and "Could not connect" in error["message"]
-    health = await healthz(client, 503)
+    health = await healthz_until(client, 503)
     assert health["status"] == "degraded", health
     assert set(health["down"]) == {"export_storage"}, health
     assert health["down"]["export_storage"].startswith(f"SILVEREXPORT_STORAGE_URL ({url}): ")
@@ -95,7 +81,7 @@ async def test_a_node_rides_out_its_export_store_going_away(cut_store, open_syst
     assert names() == [done.file_name]  # nothing of the failed job, whole or not
 
     proxy.reopen()
-    assert await healthz(client) == {"status": "ok"}
+    assert await healthz_until(client, 200) == {"status": "ok"}
     resp = await client.get(done.download_url, headers=ALICE)
     assert resp.status == 200
     assert hashlib.sha256(await resp.read()).hexdigest() == done.sha256
@@ -157,17 +143,17 @@ async def test_seaweedfs_stopped_by_its_pid_then_started_again(
     client = await serve(system)
     done = await wait_done(system, (await create(client, CSV))["job_id"])
     assert done.status.value == "completed"
-    assert await healthz(client) == {"status": "ok"}
+    assert await healthz_until(client, 200) == {"status": "ok"}
 
     await asyncio.to_thread(seaweedfs.stop, running["proc"])  # SIGTERM to its pid
-    health = await healthz(client, 503)
+    health = await healthz_until(client, 503)
     assert set(health["down"]) == {"export_storage"}, health
     assert f"({url})" in health["down"]["export_storage"]
     resp = await client.get(done.download_url, headers=ALICE)
     assert (await error_of(resp, 503))["code"] == "storage_unavailable"
 
     running["proc"] = await asyncio.to_thread(seaweedfs.restart, directory, server)
-    assert await healthz(client) == {"status": "ok"}
+    assert await healthz_until(client, 200) == {"status": "ok"}
     resp = await client.get(done.download_url, headers=ALICE)
     assert resp.status == 200
     assert hashlib.sha256(await resp.read()).hexdigest() == done.sha256
