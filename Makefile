@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/nodes.py
 	$(BIN)/python bench/silver_pg.py
+	$(BIN)/python bench/silver_ingest.py
 
 soak: $(STAMP) $(SYSTEM)
 	SILVEREXPORT_SOAK=1 $(BIN)/python -m pytest -q tests/reliability

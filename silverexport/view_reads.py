@@ -5,7 +5,9 @@ probe.
 
 They are apart from system.py, which opens and closes the parts and sends the supervisor its
 messages, because they form one side of their own: each goes through this thread's read
-connection (ThreadReaders), never through the supervisor, and none changes anything.
+connection (ThreadReaders) and none changes anything. The one exception: the queue position of
+a job another node queued that this node has not read yet asks the supervisor to catch up
+once, so the job takes its place in the order every node works out alike.
 """
 
 from __future__ import annotations
