@@ -74,6 +74,11 @@ SMOKES = [
         missed_code=True,
     ),
     Smoke(
+        "silver_ingest.py",
+        "--rows 300 --rounds 1",
+        r"^new checks: .* rows/s (?s:.*)^new ingest: .* us/row\)$",
+    ),
+    Smoke(
         "cli_export.py",
         "--rows 400 --rounds 1",
         r"^start-up \(an export of no rows\) .*: (OK|MISSED)$",
@@ -88,8 +93,8 @@ SMOKES = [
     Smoke(
         "eventlog_pg.py",
         "--jobs 12 --repeat 1 --writers 2",
-        r"^append ratio ours\(table lock\)/eventsourcing\(save per event\) .*: (OK|MISSED); "
-        r"(?s:.*)^advisory/table lock: alone ",
+        r"^advisory/table lock: alone (?s:.*)"
+        r"^append ratio ours\(table lock\)/eventsourcing\(save per event\) .*: (OK|MISSED); ",
         needs="postgres",
     ),
     Smoke(
