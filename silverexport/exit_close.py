@@ -72,7 +72,7 @@ def _close_all() -> None:
         try:
             system.close()
         except Exception as e:
-            log.warning("could not close the export system at exit: %s", e or type(e).__name__)
+            log.warning("could not close the export system at exit: %s", str(e) or type(e).__name__)
 
 
 def _forget_all_in_child() -> None:

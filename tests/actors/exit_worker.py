@@ -1,15 +1,17 @@
 """A process that opens a system and ends without closing it, as a careless embedder might.
 
-usage: exit_worker.py DATA_DIR midway|idle|raise|raise_in_with
+usage: exit_worker.py DATA_DIR midway|idle|raise|raise_in_with|fork
 
 midway: submits a job whose export holds after its first batch (until the system is closed),
 prints `MIDWAY <job id>`, and ends its main thread once a line arrives on stdin. idle: ends
 once the system is open. raise: an exception escapes with the system open, no try/finally.
-raise_in_with: the same exception escapes a `with ExportSystem.open(...)` block.
+raise_in_with: the same exception escapes a `with ExportSystem.open(...)` block. fork: a
+child forked with the system open ends (it has none of the system's threads), then this one.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -42,6 +44,11 @@ def main() -> None:
     )
     if mode == "raise":
         raise ValueError("boom")
+    if mode == "fork":
+        child = os.fork()
+        if child == 0:
+            return  # the child's main thread ends, its copy of the system open
+        print(f"CHILD {os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])}", flush=True)
     if mode == "midway":
         job = system.submit(ExportRequest(dataset="token_transfers", format="csv"))
         if not MIDWAY.wait(30):

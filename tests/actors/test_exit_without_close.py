@@ -36,7 +36,10 @@ def data_dir(request, tmp_path, monkeypatch) -> Path:
     """A data dir with Silver rows, its log on SQLite or PostgreSQL (children inherit it)."""
     if request.param == "postgres":
         monkeypatch.setenv("SILVEREXPORT_EVENT_LOG_URL", request.getfixturevalue("postgres_url"))
-    data_dir = tmp_path / "data"
+    return seeded(tmp_path / "data")
+
+
+def seeded(data_dir: Path) -> Path:
     with ExportSystem.open(data_dir) as system:
         system.store.ingest("token_transfers", transfer_rows(200))
     return data_dir
@@ -113,4 +116,12 @@ def test_an_exception_escaping_with_the_system_open_exits_with_its_own_traceback
     code, _, err = finish(start(data_dir, mode))
     assert code == 1
     assert err.count("Traceback") == 1 and err.rstrip().endswith("ValueError: boom"), err
+    assert_owner_released(data_dir)
+
+
+@pytest.mark.sqlite_log  # a forked child shares its parent's PostgreSQL sockets: not tried
+def test_a_forked_child_ends_at_once_and_leaves_its_parents_system_alone(tmp_path):
+    data_dir = seeded(tmp_path / "data")
+    code, out, err = finish(start(data_dir, "fork"))
+    assert (code, out, err) == (0, "CHILD 0\nEND\n", "")
     assert_owner_released(data_dir)
