@@ -29,6 +29,7 @@ from .config import Settings
 from .errors import NotFoundError, StorageError
 from .events.backends import open_event_log, open_views
 from .events.types import RecordedEvent
+from .exit_close import close_at_exit, forget
 from .job_view_cache import RECENT_VIEWS, JobViewCache
 from .metrics import MeteredLog, Metrics
 from .model import ExportRequest, JobStatus, JobView
@@ -89,6 +90,7 @@ class ExportSystem(PersistedReads):
         except BaseException:
             self.close()  # a failed open leaves nothing behind: actors, threads, locks, files
             raise
+        close_at_exit(self)  # left open (no close(), an exception before it): closed at exit
 
     def _open(self, **supervisor_options: Any) -> None:
         settings = self.settings
@@ -211,10 +213,12 @@ class ExportSystem(PersistedReads):
     def close(self) -> None:
         """Stop every actor and thread this system started. Running exports are interrupted
         and resume (as a new attempt) when the data dir is next opened. Also undoes a
-        half-done open, whatever it got to."""
+        half-done open, whatever it got to. One left open is closed as the interpreter exits
+        (see exit_close.py)."""
         if self._closed:
             return
         self._closed = True
+        forget(self)
         if self._clock is not None:
             self._clock.signal_stop()
         if self._wakeup is not None:

@@ -31,6 +31,10 @@ class ExportActor(pykka.ThreadingActor):
     mailbox is not read while the export runs; the writer checks it between batches.
     """
 
+    # An embedder's process must exit even if this system is never closed: an export left
+    # half done by the exit is recovered as after a crash (see exit_close.py).
+    use_daemon_thread = True
+
     def __init__(
         self,
         *,

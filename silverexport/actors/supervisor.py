@@ -80,6 +80,8 @@ class JobSupervisor(Launching, Outcomes, pykka.ThreadingActor):
     """`run_jobs=False`: bookkeeping only. `recover=False`: runs the jobs submitted here and no
     other process's (a one-shot export); a serving process recovers orphans."""
 
+    use_daemon_thread = True  # never what keeps a process from exiting (see exit_close.py)
+
     def __init__(
         self,
         *,
