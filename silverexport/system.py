@@ -9,6 +9,7 @@ thread) and supervisor_clock.py (the Tick timer and the Wake and Schedule nudges
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -41,6 +42,8 @@ from .thread_readers import ThreadReaders
 from .validation import check_request
 from .view_reads import PersistedReads
 from .webhooks import Resolver, WebhookService
+
+log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 60.0
 
@@ -219,33 +222,49 @@ class ExportSystem(PersistedReads):
             return
         self._closed = True
         forget(self)
+        steps = [
+            (self._clock, "signal_stop"),
+            (self._wakeup, "close"),
+            (self._clock, "join"),
+            (self.webhooks, "close"),
+            (None if self.supervisor is None else self, "_stop_actors"),
+            (self.log, "close"),
+            (self._readers, "close"),
+            (self.store, "close"),
+            (self.storage, "close"),
+            (self.owner, "release"),
+        ]
+        # Every step runs even when one before it fails: a connection that will not close must
+        # not keep the owner lock held or the Silver store open. The first failure is raised.
+        failure: BaseException | None = None
+        for part, method in steps:
+            if part is None:
+                continue  # never opened
+            try:
+                getattr(part, method)()
+            except Exception as e:
+                if failure is None:
+                    failure = e
+                else:
+                    log.warning(
+                        "closing the export system: %s.%s also failed: %s",
+                        type(part).__name__,
+                        method,
+                        e,
+                    )
+        if failure is not None:
+            raise failure
+
+    def _stop_actors(self) -> None:
+        """The supervisor's export actors, then the supervisor (exports interrupted)."""
         if self._clock is not None:
-            self._clock.signal_stop()
-        if self._wakeup is not None:
-            self._wakeup.close()
-        if self._clock is not None:
-            self._clock.join()
-        if self.webhooks is not None:
-            self.webhooks.close()
-        if self.supervisor is not None:
-            if self._clock is not None:
-                self.slots.remove_listener(self._clock.slot_released)
-            with contextlib.suppress(pykka.ActorDeadError):
-                refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
-                for ref in refs:
-                    ref.stop(block=True, timeout=ASK_TIMEOUT)
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.supervisor.stop(block=True, timeout=ASK_TIMEOUT)
-        if self.log is not None:
-            self.log.close()
-        if self._readers is not None:
-            self._readers.close()
-        if self.store is not None:
-            self.store.close()
-        if self.storage is not None:
-            self.storage.close()
-        if self.owner is not None:
-            self.owner.release()
+            self.slots.remove_listener(self._clock.slot_released)
+        with contextlib.suppress(pykka.ActorDeadError):
+            refs = self.supervisor.ask(Shutdown(), timeout=ASK_TIMEOUT)
+            for ref in refs:
+                ref.stop(block=True, timeout=ASK_TIMEOUT)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.supervisor.stop(block=True, timeout=ASK_TIMEOUT)
 
     def _ask(self, message: Any) -> Any:
         return self.supervisor.ask(message, timeout=ASK_TIMEOUT)

@@ -69,3 +69,33 @@ def test_an_open_on_a_locked_log_fails_and_leaves_nothing_behind(tmp_path, monke
         locker.wait(timeout=30)
     with ExportSystem.open(data_dir) as system:  # and the data dir opens once the lock is gone
         assert system.log.first_bad_seq() is None
+
+
+def test_a_part_that_fails_to_close_does_not_keep_the_others_open(tmp_path, caplog):
+    """close() runs every step: a log that will not close still lets the actors stop, the
+    Silver store close and the owner lock go, and the first failure is raised."""
+    data_dir = tmp_path / "data"
+    system = ExportSystem.open(data_dir)
+    closing_log, closing_store = system.log.close, system.store.close
+    closed = []
+
+    def log_will_not_close():
+        closing_log()
+        raise OSError("the disk went away")
+
+    def store_will_not_close():
+        closing_store()
+        closed.append("store")
+        raise OSError("and so did this")
+
+    system.log.close = log_will_not_close
+    system.store.close = store_will_not_close
+    with pytest.raises(OSError, match="the disk went away"):
+        system.close()
+    assert closed == ["store"]
+    assert "and so did this" in caplog.text
+    assert pykka.ActorRegistry.get_all() == []
+    owners = data_dir / "owners"  # the SQLite log's owner locks (a PostgreSQL log has leases)
+    assert not owners.exists() or list(owners.iterdir()) == []
+    with ExportSystem.open(data_dir) as again:  # the owner and the files are free
+        assert again.log.first_bad_seq() is None
