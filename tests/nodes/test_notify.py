@@ -44,13 +44,13 @@ def nodes(tmp_path, postgres_url, monkeypatch, open_system):
 
 
 def listeners(url: str) -> set[tuple[int, datetime]]:
-    """This database's backends whose LISTEN is done, each named by its pid and its start (a
-    pid alone may come again), and only this database's: the server is the session's."""
+    """This database's backends that have LISTENed (their last query; not their state, which
+    leaves 'idle' while they take in a NOTIFY), each named by its pid and its start (a pid
+    alone may come again), and only this database's: the server is the session's."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s "
-            "AND datname = current_database() AND state = 'idle' "
-            "AND starts_with(query, 'LISTEN ')",
+            "AND datname = current_database() AND starts_with(query, 'LISTEN ')",
             [APPLICATION_NAME],
         ).fetchall()
     return set(rows)
