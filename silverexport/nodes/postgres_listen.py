@@ -32,7 +32,9 @@ class LogListener:
         self.url = url
         self.on_change = on_change
         self.retry_seconds = retry_seconds
-        self.listening = threading.Event()  # set while a LISTEN is in place (for tests)
+        # Set while a LISTEN is in place and the catch-up for the time before it was asked for:
+        # from then on only a NOTIFY (or the Tick) brings news, which is what tests wait on.
+        self.listening = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="silverexport-listen", daemon=True)
         self._thread.start()
@@ -51,11 +53,11 @@ class LogListener:
             try:
                 conn.execute(f"SET application_name = '{APPLICATION_NAME}'")  # for operators
                 conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                self.listening.set()
                 if lost_since_logged:
                     log.warning("listening for appends again")
                     lost_since_logged = False
                 self.on_change()  # what was appended while nobody here listened
+                self.listening.set()
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=WAIT_SECONDS):
                         self.on_change()

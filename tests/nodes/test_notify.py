@@ -5,6 +5,8 @@ again, and the news flows again."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 import pytest
 
@@ -36,18 +38,35 @@ def nodes(tmp_path, postgres_url, monkeypatch, open_system):
         return system
 
     a, b = node("a"), node("b")
+    wait_listening(postgres_url, (a, b))  # a node opens before its listener's thread connects
     yield a, b, writer, shared
     writer.gate.set()
 
 
-def listeners(url: str) -> set[int]:
+def listeners(url: str) -> set[tuple[int, datetime]]:
+    """This database's backends that have LISTENed (their last query; not their state, which
+    leaves 'idle' while they take in a NOTIFY), each named by its pid and its start (a pid
+    alone may come again), and only this database's: the server is the session's."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-            "AND datname = current_database()",
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database() AND starts_with(query, 'LISTEN ')",
             [APPLICATION_NAME],
         ).fetchall()
-    return {pid for (pid,) in rows}
+    return set(rows)
+
+
+def wait_listening(url: str, systems, *, besides=frozenset()) -> set[tuple[int, datetime]]:
+    """Waits until each system LISTENs on a backend not among `besides` and has asked for the
+    catch-up of the time before, so that news from then on can only come by NOTIFY."""
+
+    def ready():
+        found = listeners(url) - besides
+        if len(found) == len(systems) and all(s._wakeup.listening.is_set() for s in systems):
+            return found
+        return None
+
+    return wait_until(ready, what=f"{len(systems)} nodes listening on new backends")
 
 
 def assert_cancel_reaches_the_other(a, b, writer, shared) -> None:
@@ -85,11 +104,10 @@ def test_a_lost_listen_connection_is_made_again(nodes, postgres_url):
     before = listeners(postgres_url)
     assert len(before) == 2
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [APPLICATION_NAME],
-        )
-    wait_until(
-        lambda: len(listeners(postgres_url) - before) == 2, what="both nodes listening again"
-    )
+        killed = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid",
+            [[pid for pid, _ in before]],
+        ).fetchall()
+    assert killed == [(True,), (True,)]
+    wait_listening(postgres_url, (a, b), besides=before)
     assert_cancel_reaches_the_other(a, b, writer, shared)
