@@ -20,6 +20,7 @@ from ..validation import digest_of, request_from_body
 from .auth import TENANT
 from .bridge import run_blocking
 from .common import JSON, SYSTEM, job_id_of, json_response, query_params
+from .documents import DOCUMENTS
 from .downloads import JobFileResponse, refusal
 from .errors import HTTPError, body_too_large
 from .remote_file import remote_file_response
@@ -52,7 +53,8 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return json_response((await _view(request)).to_document())
+    body = request.app[DOCUMENTS].of(await _view(request))
+    return web.Response(body=body, content_type=JSON)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
