@@ -218,4 +218,4 @@ class JsonAccessLog(AbstractAccessLogger):
         }
         if match := _JOB_PATH.match(path):
             document["job_id"] = match.group(1)
-        self.writer.add(orjson.dumps(document).decode() + "\n")
+        self.writer.add(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE).decode())
