@@ -23,6 +23,9 @@ class EncodedDocuments:
         self.size = size
         self._held: dict[str, tuple[JobView, bytes]] = {}
 
+    def __len__(self) -> int:
+        return len(self._held)
+
     def of(self, view: JobView) -> bytes:
         """`view.to_document()` as JSON bytes."""
         held = self._held.get(view.job_id)
