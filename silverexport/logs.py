@@ -5,9 +5,10 @@
 
 The access log is the hot path: `logging` costs a LogRecord, a formatter and a flushed write
 per request, which halved a server's requests per second. `AccessLog` formats each line with
-one f-string (or one orjson call) and `BatchWriter` hands the lines of one event-loop turn to
-the stream in a single write, under the logging handler's lock so that access lines and the
-records other threads log never interleave mid-line.
+one f-string (or one orjson call) and `BatchWriter` hands the lines of the last 50 ms to the
+stream in a single write, under the logging handler's lock so that access lines and the
+records other threads log never interleave mid-line. An access line is thus written up to
+50 ms after its request ends, and at shutdown at the latest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from aiohttp.abc import AbstractAccessLogger
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ACCESS_LOGGER = "silverexport.access"
-# A batch larger than this is written at once rather than at the end of the loop turn.
+# Access lines wait this long at most before they are written, all in one write: a write
+# per loop turn cost a busy server more than formatting its lines did.
+FLUSH_SECONDS = 0.05
+# A batch this large is written at once, without waiting for the timer.
 _BATCH_LINES = 512
 _JOB_PATH = re.compile(r"/v1/export/jobs/([0-9a-f]{32})(?:/|$)")
 # What every LogRecord has; anything else on a record came from `extra=` and is logged too.
@@ -35,29 +39,39 @@ _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "ascti
 
 
 class _Clock:
-    """Wall-clock text for log lines, formatted once per second, not once per line."""
+    """Wall-clock text for log lines: the second formatted once per second, the line's text
+    once per millisecond (a busy server logs several lines in each), not once per line."""
 
     def __init__(self) -> None:
         self._second = -1
+        self._iso_second = self._text_second = ""
+        self._iso_ms = self._text_ms = -1
         self._iso = self._text = ""
 
-    def _at(self, now: float) -> tuple[str, int]:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return self._iso, int((now - second) * 1000)
+    def _seconds(self, second: int) -> None:
+        self._second = second
+        self._iso_second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self._text_second = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
 
     def iso(self, now: float) -> str:
         """RFC 3339 in UTC with milliseconds, as the project writes every time."""
-        base, ms = self._at(now)
-        return f"{base}.{ms:03d}Z"
+        ms = int(now * 1000)
+        if ms != self._iso_ms:
+            if ms // 1000 != self._second:
+                self._seconds(ms // 1000)
+            self._iso_ms = ms
+            self._iso = f"{self._iso_second}.{ms % 1000:03d}Z"
+        return self._iso
 
     def text(self, now: float) -> str:
         """Local time as logging's default asctime writes it."""
-        base, ms = self._at(now)
-        return f"{base},{ms:03d}"
+        ms = int(now * 1000)
+        if ms != self._text_ms:
+            if ms // 1000 != self._second:
+                self._seconds(ms // 1000)
+            self._text_ms = ms
+            self._text = f"{self._text_second},{ms % 1000:03d}"
+        return self._text
 
 
 class JsonFormatter(logging.Formatter):
@@ -114,25 +128,30 @@ def setup(log_format: str = "text", stream: TextIO | None = None) -> logging.Han
 
 
 class BatchWriter:
-    """Lines written from the event loop, flushed together once per loop turn."""
+    """Lines written from the event loop, flushed together `interval` seconds after the
+    first of them (or at once when _BATCH_LINES are waiting)."""
 
-    def __init__(self, handler: logging.StreamHandler) -> None:
+    def __init__(self, handler: logging.StreamHandler, interval: float = FLUSH_SECONDS) -> None:
         self._handler = handler
+        self.interval = interval
         self._pending: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def add(self, line: str) -> None:
         """Queue one line (with its newline); called on the event loop's thread."""
         pending = self._pending
         pending.append(line)
-        if len(pending) == 1:
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
-            self._loop.call_soon(self.flush)
-        elif len(pending) >= _BATCH_LINES:
+        if len(pending) >= _BATCH_LINES:
             self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self.flush()
 
     def flush(self) -> None:
+        """Write whatever is pending, now (the timer's job; and at shutdown)."""
         if not self._pending:
             return
         text = "".join(self._pending)
@@ -165,9 +184,10 @@ class TextAccessLog(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         v = request.version
         agent = request.headers.get("User-Agent", "-")
+        # rel_url.raw_path_qs is path_qs (str(rel_url)) without building the string anew.
         self.writer.add(
             f"{self.clock.text(_now())} INFO {ACCESS_LOGGER}: {request.remote} "
-            f'"{request.method} {request.path_qs} HTTP/{v.major}.{v.minor}" '
+            f'"{request.method} {request.rel_url.raw_path_qs} HTTP/{v.major}.{v.minor}" '
             f'{response.status} {response.body_length} {time:.6f}s "{agent}"\n'
         )
 
@@ -182,7 +202,7 @@ class JsonAccessLog(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         v = request.version
         path = request.path
-        line = f"{request.method} {request.path_qs} HTTP/{v.major}.{v.minor}"
+        line = f"{request.method} {request.rel_url.raw_path_qs} HTTP/{v.major}.{v.minor}"
         document = {
             "ts": self.clock.iso(_now()),
             "level": "info",
@@ -198,4 +218,4 @@ class JsonAccessLog(AbstractAccessLogger):
         }
         if match := _JOB_PATH.match(path):
             document["job_id"] = match.group(1)
-        self.writer.add(orjson.dumps(document).decode() + "\n")
+        self.writer.add(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE).decode())

@@ -106,9 +106,8 @@ class Metrics:
             registry.register(_JobsCollector(job_counts))
         if slots is not None:
             registry.register(_SlotsCollector(slots))
-        # labels() takes a lock and builds a tuple per call: the hot path reuses children.
-        self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._duration_children: dict[str, Any] = {}
+        # (route, method, status): the request counter's child and the route's duration child.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def exposition(self) -> bytes:
         """The text exposition format. Collectors read the views: call it off the event loop."""
@@ -118,19 +117,25 @@ class Metrics:
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request; `route` is its template, never the raw path."""
-        if method not in KNOWN_METHODS:
-            method = OTHER_METHOD
-        key = (route, method, status)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self.http_requests.labels(route, method, str(status))
-            self._request_children[key] = counter
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = self._children_of(route, method, status)
+        counter, duration = children
         counter.inc()
-        duration = self._duration_children.get(route)
-        if duration is None:
-            duration = self.http_request_seconds.labels(route)
-            self._duration_children[route] = duration
         duration.observe(seconds)
+
+    def _children_of(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        # labels() takes a lock and builds a tuple per call: the hot path reuses children.
+        # Only known methods are remembered, so invented ones cannot grow the dict either.
+        known = method in KNOWN_METHODS
+        label = method if known else OTHER_METHOD
+        children = (
+            self.http_requests.labels(route, label, str(status)),
+            self.http_request_seconds.labels(route),
+        )
+        if known:
+            self._request_children[(route, method, status)] = children
+        return children
 
     def observe_append(
         self, records: Iterable[RecordedEvent], seconds: float, view_of: ViewOf

@@ -66,22 +66,57 @@ def test_an_unknown_format_is_refused(stream):
         logs.setup("xml", stream)
 
 
-async def test_the_batch_writer_writes_one_loop_turn_of_lines_in_one_write():
-    class Counting(io.StringIO):
-        writes = 0
+class Counting(io.StringIO):
+    writes = 0
 
-        def write(self, text):
-            self.writes += 1
-            return super().write(text)
+    def write(self, text):
+        self.writes += 1
+        return super().write(text)
 
+
+async def wait_for_text(out: io.StringIO) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not out.getvalue():
+        assert asyncio.get_running_loop().time() < deadline, "the lines were never written"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_batch_writer_holds_lines_over_loop_turns_until_its_timer():
     out = Counting()
-    writer = logs.BatchWriter(logging.StreamHandler(out))
+    writer = logs.BatchWriter(logging.StreamHandler(out), interval=3600)
     for i in range(10):
         writer.add(f"line {i}\n")
-    assert out.getvalue() == ""  # nothing until the loop turns
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+        await asyncio.sleep(0)  # loop turns in between: the lines wait for the interval
+    assert out.getvalue() == ""
+    writer.flush()  # at shutdown: whatever is pending, now, in one write
     assert out.getvalue() == "".join(f"line {i}\n" for i in range(10)) and out.writes == 1
-    writer.add("last\n")
-    writer.flush()  # at shutdown: whatever is pending, now
-    assert out.getvalue().endswith("line 9\nlast\n")
+    writer.flush()
+    assert out.writes == 1  # nothing pending, nothing written
+
+
+async def test_the_timer_writes_the_pending_lines_in_one_write():
+    out = Counting()
+    writer = logs.BatchWriter(logging.StreamHandler(out), interval=0.01)
+    for i in range(10):
+        writer.add(f"line {i}\n")
+    await wait_for_text(out)
+    assert out.getvalue() == "".join(f"line {i}\n" for i in range(10)) and out.writes == 1
+    writer.add("again\n")  # a new timer for the next lines
+    deadline = asyncio.get_running_loop().time() + 10
+    while out.writes < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the line was never written"
+        await asyncio.sleep(0.01)
+    assert out.getvalue().endswith("line 9\nagain\n")
+
+
+async def test_a_full_batch_is_written_at_once_and_the_timer_writes_the_rest():
+    out = Counting()
+    writer = logs.BatchWriter(logging.StreamHandler(out), interval=0.01)
+    for i in range(logs._BATCH_LINES + 1):
+        writer.add(f"{i}\n")
+    assert out.writes == 1 and out.getvalue().count("\n") == logs._BATCH_LINES
+    deadline = asyncio.get_running_loop().time() + 10
+    while out.writes < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the last line was never written"
+        await asyncio.sleep(0.01)
+    assert out.getvalue().endswith(f"\n{logs._BATCH_LINES}\n") and out.writes == 2

@@ -7,12 +7,13 @@ from aiohttp import web
 
 from ..system import ExportSystem
 from . import dashboard, jobs, webhooks
-from .auth import API_KEYS, ApiKeys, auth_middleware
+from .auth import ApiKeys
 from .bridge import EXECUTORS, Executors, executors_ctx
 from .common import JSON, SYSTEM
-from .errors import error_middleware
+from .documents import DOCUMENTS, EncodedDocuments
 from .health import health_ctx, healthz
-from .metrics import metrics_middleware, metrics_page
+from .metrics import metrics_page
+from .middleware import front_middleware
 from .openapi import openapi_document
 from .stream import stream_hub_ctx, stream_job
 from .wallet import wallet_export
@@ -24,14 +25,14 @@ def make_app(system: ExportSystem) -> web.Application:
     """The HTTP front end of a running system; the caller opens and closes the system."""
     settings = system.settings
     metrics_on = settings.metrics == "on"
-    counting = [metrics_middleware(system.metrics)] if metrics_on else []
+    keys = ApiKeys.parse(settings.api_keys)
     app = web.Application(
-        middlewares=[*counting, error_middleware, auth_middleware],
+        middlewares=[front_middleware(keys, system.metrics if metrics_on else None)],
         client_max_size=settings.max_body_bytes,
     )
     app[SYSTEM] = system
-    app[API_KEYS] = ApiKeys.parse(settings.api_keys)
     app[EXECUTORS] = Executors()
+    app[DOCUMENTS] = EncodedDocuments()
     app[OPENAPI_JSON] = orjson.dumps(openapi_document(settings))
     app[dashboard.ASSETS] = dashboard.load_assets()
     app.cleanup_ctx.append(executors_ctx)
@@ -51,8 +52,9 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     dataset = router.add_resource("/v1/export/dataset")
     dataset.add_route("POST", jobs.create_job)
     dataset.add_route("*", jobs.dataset_not_a_wallet)
-    router.add_get("/v1/export/jobs", jobs.list_jobs)
+    # A job's status is the route polled most: it is tried first among those on its prefix.
     router.add_get("/v1/export/jobs/{job_id}", jobs.get_job)
+    router.add_get("/v1/export/jobs", jobs.list_jobs)
     router.add_delete("/v1/export/jobs/{job_id}", jobs.cancel_job)
     router.add_get("/v1/export/jobs/{job_id}/download", jobs.download)
     router.add_get("/v1/export/jobs/{job_id}/events", jobs.job_events)

@@ -6,7 +6,6 @@ import hmac
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
 
 from ..errors import ValidationError
 from .errors import HTTPError
@@ -67,29 +66,25 @@ def needs_auth(path: str) -> bool:
     return path.startswith("/v1/") and path not in PUBLIC_PATHS
 
 
-API_KEYS = web.AppKey("api_keys", ApiKeys)
 TENANT = web.RequestKey("tenant", str)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the tenant before any handler runs; handlers read it as request[TENANT]."""
-    if needs_auth(request.path):
-        token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
-        if token is None:
-            raise HTTPError(
-                401,
-                "unauthorized",
-                "this route needs an Authorization: Bearer <key> header",
-                headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
-            )
-        tenant = request.app[API_KEYS].tenant_for(token)
-        if tenant is None:
-            raise HTTPError(
-                401,
-                "unauthorized",
-                "the API key is not valid",
-                headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
-            )
-        request[TENANT] = tenant
-    return await handler(request)
+def tenant_of(request: web.Request, keys: ApiKeys) -> str:
+    """The tenant of the request's bearer key; a 401 (with the challenge) when there is none."""
+    token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+    if token is None:
+        raise HTTPError(
+            401,
+            "unauthorized",
+            "this route needs an Authorization: Bearer <key> header",
+            headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
+        )
+    tenant = keys.tenant_for(token)
+    if tenant is None:
+        raise HTTPError(
+            401,
+            "unauthorized",
+            "the API key is not valid",
+            headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
+        )
+    return tenant

@@ -1,4 +1,4 @@
-"""One middleware renders every error as SPEC §5's `{"error": {"code", "message"}}`.
+"""Every error rendered as SPEC §5's `{"error": {"code", "message"}}` (see middleware.py).
 
 Our own errors map to a status by type; aiohttp's HTTP exceptions (no route, wrong method,
 body too large) keep their status and headers; anything else is a bug: logged with its
@@ -12,7 +12,6 @@ import logging
 import orjson
 import pykka
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
 
 from ..errors import (
     ConcurrencyError,
@@ -85,20 +84,12 @@ def status_of(error: SilverExportError) -> int:
     return 500
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        error: Exception = e
-    except ConnectionResetError:
+def answer_error(request: web.Request, error: Exception) -> web.Response:
+    """The response for an error a handler raised; re-raised when the answer has begun."""
+    if isinstance(error, ConnectionResetError):
         # The client left mid-request. Nothing went wrong here, and nobody reads the answer;
         # re-raising would have aiohttp log a traceback for every impatient client.
         return error_response(400, "incomplete_request", "the connection closed mid-request")
-    except Exception as e:
-        error = e
     if _already_sent(request):
         # A streamed response has its status line out: aiohttp logs this and drops the
         # connection, so the client sees an unfinished body rather than a second response.

@@ -20,6 +20,7 @@ from ..validation import digest_of, request_from_body
 from .auth import TENANT
 from .bridge import run_blocking
 from .common import JSON, SYSTEM, job_id_of, json_response, query_params
+from .documents import DOCUMENTS
 from .downloads import JobFileResponse, refusal
 from .errors import HTTPError, body_too_large
 from .remote_file import remote_file_response
@@ -52,7 +53,8 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return json_response((await _view(request)).to_document())
+    body = request.app[DOCUMENTS].of(await _view(request))
+    return web.Response(body=body, content_type=JSON)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -153,13 +155,15 @@ async def dataset_not_a_wallet(request: web.Request) -> web.Response:
 
 
 async def _view(request: web.Request) -> JobView:
-    """The cached view answers without leaving the loop; a miss asks the system off it."""
-    job_id = job_id_of(request)
+    """The cached view answers without leaving the loop; a miss asks the system off it.
+
+    Only held views' ids are found in memory, and those are valid: the id is checked (a 404
+    for one that cannot be a job's) on a miss, before it goes anywhere else."""
     system = request.app[SYSTEM]
     tenant = request[TENANT]
-    view = system.cached_status(job_id, tenant=tenant)
+    view = system.cached_status(request.match_info["job_id"], tenant=tenant)
     if view is None:
-        view = await run_blocking(request, system.status, job_id, tenant=tenant)
+        view = await run_blocking(request, system.status, job_id_of(request), tenant=tenant)
     return view
 
 

@@ -69,7 +69,7 @@ async def remote_file_response(
     if request.method != hdrs.METH_HEAD and count > 0:
         chunks = stream_range(storage, view.file_name, start, count)
         # The first chunk before any header: a file deleted just now is a 410, not a cut, and
-        # a store out of reach a 503 (ExportStorageError, through the error middleware).
+        # a store out of reach a 503 (ExportStorageError, rendered by the middleware).
         try:
             first = await anext(chunks)
         except (FileNotFoundError, StopAsyncIteration):

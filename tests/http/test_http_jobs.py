@@ -6,7 +6,7 @@ import pytest
 
 from silverexport.model import JobStatus
 
-from .conftest import ALICE, Gate, create, error_of, wait_done
+from .conftest import ALICE, BOB, Gate, create, error_of, wait_done
 
 CSV = {"dataset": "token_transfers", "format": "csv"}
 
@@ -27,6 +27,28 @@ async def test_create_returns_202_location_and_the_job_document(client, system):
     assert document == done.to_document()
     assert document["status"] == "completed" and document["rows"] == 60
     assert document["download_url"] == f"/v1/export/jobs/{job['job_id']}/download"
+
+
+async def test_a_finished_jobs_kept_document_follows_its_expiry_and_stays_its_tenants(
+    open_system, serve
+):
+    system = open_system(job_ttl_seconds=0, expiry_interval_seconds=3600)
+    client = await serve(system)
+    job = await create(client, CSV)
+    done = await wait_done(system, job["job_id"])
+    url = f"/v1/export/jobs/{job['job_id']}"
+    first = await client.get(url, headers=ALICE)
+    again = await client.get(url, headers=ALICE)
+    assert first.status == again.status == 200 and first.content_type == "application/json"
+    assert await first.read() == await again.read()  # the kept bytes, the same document
+    assert await again.json() == done.to_document()
+    assert (await error_of(await client.get(url, headers=BOB), 404))["code"] == "not_found"
+
+    system.prune()  # the job expires: a new view, so a new document
+    expired = await (await client.get(url, headers=ALICE)).json()
+    assert expired["status"] == "expired" and expired["download_url"] is None
+    assert expired == system.status(job["job_id"]).to_document()
+    assert (await error_of(await client.get(url, headers=BOB), 404))["code"] == "not_found"
 
 
 @pytest.mark.parametrize(

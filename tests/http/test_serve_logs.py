@@ -10,6 +10,7 @@ import time
 from tests.reliability.serve_process import ALICE, DEADLINE, Client, ServeProcess, child_env
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+ASCTIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ")
 
 
 def run_a_job(tmp_path, **env: str) -> tuple[str, list[str]]:
@@ -42,6 +43,10 @@ def test_the_text_log_has_one_access_line_per_request(tmp_path):
     polls = [line for line in access if f'"GET /v1/export/jobs/{job_id} HTTP/1.1" 200' in line]
     assert polls and len(access) == 2 + len(polls)  # one line per request, no more
     assert not any(line.lstrip().startswith("{") for line in lines)
+    # Access lines carry their time as every other line does: logging's asctime.
+    assert all(ASCTIME.match(line) for line in access), access
+    others = [line for line in lines if " INFO silverexport.jobs: " in line]
+    assert others and all(ASCTIME.match(line) for line in others)
 
 
 def test_the_json_log_is_json_lines_with_ts_level_msg_and_job_ids(tmp_path):
