@@ -170,7 +170,9 @@ def test_finished_jobs_expire_on_time_by_themselves(open_system):
     )
     finished = parse_canonical(view.finished_at)
     assert parse_canonical(view.expires_at) - finished == timedelta(milliseconds=200)
-    assert not (system.settings.exports_dir / view.file_name).exists()
+    # JobExpired is appended (and the view published) first, the file removed right after.
+    path = system.settings.exports_dir / view.file_name
+    wait_until(lambda: not path.exists(), what="the expired job's file removed")
     types = [e.type for e in system.events(job.job_id)]
     assert types[-2:] == ["JobCompleted", "JobExpired"]
 
