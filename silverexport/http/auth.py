@@ -73,18 +73,12 @@ def tenant_of(request: web.Request, keys: ApiKeys) -> str:
     """The tenant of the request's bearer key; a 401 (with the challenge) when there is none."""
     token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
     if token is None:
-        raise HTTPError(
-            401,
-            "unauthorized",
-            "this route needs an Authorization: Bearer <key> header",
-            headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
-        )
+        raise _unauthorized("this route needs an Authorization: Bearer <key> header")
     tenant = keys.tenant_for(token)
     if tenant is None:
-        raise HTTPError(
-            401,
-            "unauthorized",
-            "the API key is not valid",
-            headers={hdrs.WWW_AUTHENTICATE: CHALLENGE},
-        )
+        raise _unauthorized("the API key is not valid")
     return tenant
+
+
+def _unauthorized(message: str) -> HTTPError:
+    return HTTPError(401, "unauthorized", message, headers={hdrs.WWW_AUTHENTICATE: CHALLENGE})
