@@ -50,34 +50,6 @@ class Log:
         self._tell(self.states[job_id])
 
 
-def drain(log: Log, queue: SharedQueue) -> list[str]:
-    """Start the head until nothing is queued, checking each position on the way."""
-    order = []
-    while (job := queue.peek()) is not None:
-        assert queue.position(job) == 1
-        log.start(job)
-        order.append(job)
-    return order
-
-
-def test_tenants_take_turns_and_positions_predict_the_order():
-    log, queue = Log(), SharedQueue()
-    log.queues.append(queue)
-    for job in ("a1", "a2", "a3", "a4"):
-        log.request("alice", job)
-    log.request("bob", "b1")
-    log.request("carol", "c1")
-    log.request("bob", "b2")
-    expected = ["a1", "b1", "c1", "a2", "b2", "a3", "a4"]
-    assert [queue.position(j) for j in expected] == list(range(1, 8))
-    log.finish("a2", "cancelled")
-    expected = ["a1", "b1", "c1", "a3", "b2", "a4"]
-    assert [queue.position(j) for j in expected] == list(range(1, 7))
-    assert queue.position("a2") is None and len(queue) == 6
-    assert drain(log, queue) == expected
-    assert len(queue) == 0 and queue.peek() is None
-
-
 def test_the_last_starter_goes_to_the_back_even_after_its_job_finished():
     """One slot in all: each start's job is over before the next start. The tenant that
     started last still waits behind the other, so a single job is not held behind a backlog."""
